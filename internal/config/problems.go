@@ -1,0 +1,75 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Problem is one thing wrong with the input: which input, what, and the fix.
+type Problem struct {
+	Input   string // flag, environment variable or file
+	Message string
+	Fix     string
+	Warning bool // reported but does not stop the run
+}
+
+func (p Problem) String() string {
+	s := p.Input + ": " + p.Message
+	if p.Fix != "" {
+		s += " (fix: " + p.Fix + ")"
+	}
+	return s
+}
+
+// Problems is a list of problems found together.
+type Problems []Problem
+
+// Errors returns the problems that stop the run.
+func (ps Problems) Errors() Problems {
+	var out Problems
+	for _, p := range ps {
+		if !p.Warning {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Warnings returns the problems that do not stop the run.
+func (ps Problems) Warnings() Problems {
+	var out Problems
+	for _, p := range ps {
+		if p.Warning {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Err returns an error listing every blocking problem, or nil.
+func (ps Problems) Err() error {
+	errs := ps.Errors()
+	if len(errs) == 0 {
+		return nil
+	}
+	return &InvalidError{Problems: errs}
+}
+
+// InvalidError is returned when the configuration has blocking problems.
+type InvalidError struct{ Problems Problems }
+
+func (e *InvalidError) Error() string {
+	var b strings.Builder
+	n := len(e.Problems)
+	if n == 1 {
+		b.WriteString("invalid configuration: ")
+		b.WriteString(e.Problems[0].String())
+		return b.String()
+	}
+	fmt.Fprintf(&b, "invalid configuration (%d problems):", n)
+	for _, p := range e.Problems {
+		b.WriteString("\n  - ")
+		b.WriteString(p.String())
+	}
+	return b.String()
+}
