@@ -79,21 +79,21 @@ type Intercept struct {
 
 // SPIRE configures where the proxy's identity comes from.
 type SPIRE struct {
-	Mode            string
-	BinDir          string
-	DataDir         string
-	SocketPath      string // the agent's Workload API socket the proxy uses
-	UpstreamCert    string // embedded: CA that signs SPIRE's CA (default ca.crt)
-	UpstreamKey     string
-	UpstreamBundle  string // embedded with an intermediate: the roots above it
-	ServerAddress   string
-	ServerPort      uint16
-	TrustBundle     string // external: the server's bundle (default ca.crt)
-	JoinToken       string
-	JoinTokenFile   string
-	X509PopCert     string
-	X509PopKey      string
-	SVIDTimeout     time.Duration
+	Mode           string
+	BinDir         string
+	DataDir        string
+	SocketPath     string // the agent's Workload API socket the proxy uses
+	UpstreamCert   string // embedded: CA that signs SPIRE's CA (default ca.crt)
+	UpstreamKey    string
+	UpstreamBundle string // embedded with an intermediate: the roots above it
+	ServerAddress  string
+	ServerPort     uint16
+	TrustBundle    string // external: the server's bundle (default ca.crt)
+	JoinToken      string
+	JoinTokenFile  string
+	X509PopCert    string
+	X509PopKey     string
+	SVIDTimeout    time.Duration
 }
 
 // User is a resolved uid/gid with the name it was given as.
