@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -59,11 +60,17 @@ type globals struct {
 	stdout    io.Writer
 	stderr    io.Writer
 	logger    *slog.Logger
+	// lookupEnv reads the environment; tests replace it.
+	lookupEnv func(string) (string, bool)
 }
 
 // Execute runs the command line args and returns the process exit code.
 func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	g := &globals{stdout: stdout, stderr: stderr}
+	return execute(ctx, args, os.LookupEnv, stdout, stderr)
+}
+
+func execute(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) int {
+	g := &globals{stdout: stdout, stderr: stderr, lookupEnv: lookupEnv}
 	root := newRootCmd(g)
 	root.SetArgs(args)
 	root.SetOut(stdout)

@@ -76,7 +76,7 @@ func CheckAnchor(certPath, keyPath string, opts CheckOptions) ([]*x509.Certifica
 		}
 		checkCA(c, label, certPath, opts, add)
 	}
-	if len(parsed) > 0 && opts.TrustDomain != "" && parsed[0].Subject.CommonName != opts.TrustDomain {
+	if len(parsed) > 0 && opts.TrustDomain != "" && isSelfSigned(parsed[0]) && parsed[0].Subject.CommonName != opts.TrustDomain {
 		add(Warning, certPath, "Linkerd's convention is CN=<trust domain>; ignore if this is intended",
 			"subject CN %q does not match the trust domain %q", parsed[0].Subject.CommonName, opts.TrustDomain)
 	}
@@ -189,7 +189,7 @@ func Describe(c *x509.Certificate) string {
 	for _, d := range c.DNSNames {
 		fmt.Fprintf(&b, "DNS SAN:      %s\n", d)
 	}
-	fmt.Fprintf(&b, "self-signed:  %t\n", c.CheckSignatureFrom(c) == nil)
+	fmt.Fprintf(&b, "self-signed:  %t\n", isSelfSigned(c))
 	return b.String()
 }
 
@@ -214,3 +214,17 @@ func keyUsage(u x509.KeyUsage) string {
 	}
 	return strings.Join(out, ", ")
 }
+
+// VerifyCA checks that ca chains to one of roots at time now.
+func VerifyCA(ca *x509.Certificate, roots []*x509.Certificate, now time.Time) error {
+	pool := x509.NewCertPool()
+	for _, r := range roots {
+		pool.AddCert(r)
+	}
+	_, err := ca.Verify(x509.VerifyOptions{Roots: pool, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	return err
+}
+
+// isSelfSigned reports whether c is a root; the trust domain convention is
+// about the root's subject only.
+func isSelfSigned(c *x509.Certificate) bool { return c.CheckSignatureFrom(c) == nil }

@@ -110,3 +110,4 @@ func WriteDir(t testing.TB, certPEM, keyPEM []byte) string {
 	}
 	return dir
 }
+

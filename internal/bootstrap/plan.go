@@ -1,0 +1,123 @@
+// Package bootstrap is meshexp's main job: the ordered lifecycle that
+// replaces the demo's bootstrap and run-proxy scripts.
+//
+//	validate → identity → interception → proxy → /ready → workload →
+//	supervise → teardown (in reverse)
+package bootstrap
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/meshexp/meshexp/internal/config"
+	"github.com/meshexp/meshexp/internal/proxyenv"
+)
+
+// Plan is everything bootstrap would do, computed without touching the host.
+type Plan struct {
+	Config   *config.Config
+	ProxyEnv []proxyenv.Var
+	Steps    []string
+	// Sections are extra named blocks of the plan (SPIRE configs,
+	// interception rules), in order.
+	Sections []Section
+}
+
+// Section is a named block of text in a printed plan.
+type Section struct {
+	Title string
+	Body  string
+}
+
+// NewPlan computes the plan for c. It reads the trust anchor but changes
+// nothing.
+func NewPlan(c *config.Config) (*Plan, error) {
+	anchors, err := os.ReadFile(c.TrustAnchorPath())
+	if err != nil {
+		return nil, fmt.Errorf("bootstrap: reading trust anchor: %w", err)
+	}
+	env, err := proxyenv.Render(c, anchors)
+	if err != nil {
+		return nil, err
+	}
+	p := &Plan{Config: c, ProxyEnv: env, Steps: steps(c)}
+	for _, add := range planSections {
+		s, err := add(c)
+		if err != nil {
+			return nil, err
+		}
+		p.Sections = append(p.Sections, s...)
+	}
+	return p, nil
+}
+
+// planSections contribute the SPIRE configs and interception rules; each
+// capability registers its own so this file does not grow with them.
+var planSections []func(*config.Config) ([]Section, error)
+
+func steps(c *config.Config) []string {
+	var s []string
+	add := func(format string, args ...any) { s = append(s, fmt.Sprintf(format, args...)) }
+	add("validate configuration (done: nothing on the host changed)")
+	switch c.SPIRE.Mode {
+	case config.SPIREEmbedded:
+		upstream := c.TrustAnchorPath() + " (the root key: DEMO ONLY)"
+		if c.SPIRE.UpstreamCert != "" {
+			upstream = c.SPIRE.UpstreamCert + " (intermediate)"
+		}
+		add("start spire-server (embedded, DEMO ONLY) signing with %s; wait for its health", upstream)
+		add("create a join token through the admin API; start spire-agent with it (token in a 0600 config file, not on the command line)")
+	case config.SPIREExternal:
+		add("start spire-agent joining %s:%d", c.SPIRE.ServerAddress, c.SPIRE.ServerPort)
+	case config.SPIREExisting:
+		add("use the running SPIRE agent at %s", c.SPIRE.SocketPath)
+	}
+	if c.SPIRE.Mode == config.SPIREEmbedded {
+		add("register %s selecting unix:uid:%d (the proxy only)", c.SPIFFEID(), c.Proxy.User.UID)
+	}
+	add("wait (up to %s) for an X.509 SVID for %s on %s, verified against %s", c.SPIRE.SVIDTimeout, c.SPIFFEID(), c.SPIRE.SocketPath, c.TrustAnchorPath())
+	if c.Intercept.Enabled {
+		add("install interception rules (backend %s): inbound TCP → :%d, outbound TCP → 127.0.0.1:%d, except uid %d and mark %#x",
+			c.Intercept.Backend, c.Proxy.InboundPort, c.Proxy.OutboundPort, c.Proxy.User.UID, c.Intercept.ControlMark)
+	} else {
+		add("interception disabled (--intercept=false)")
+	}
+	add("start %s as %s", c.Proxy.Bin, c.Proxy.User)
+	add("wait (up to %s) for the proxy's http://127.0.0.1:%d/ready", c.ReadyTimeout, c.Proxy.AdminPort)
+	add("start %s as %s (restart policy %s)", c.Workload, c.WorkloadUser, c.WorkloadRestart)
+	add("supervise; when the proxy dies, exit with its status")
+	add("teardown in reverse: workload, proxy (SIGTERM, %s grace, SIGKILL), SPIRE, interception rules removed", c.ShutdownGrace)
+	return s
+}
+
+// Write prints the plan for a person.
+func (p *Plan) Write(w io.Writer) error {
+	c := p.Config
+	var b strings.Builder
+	fmt.Fprintf(&b, "# meshexp bootstrap plan (dry run: nothing was changed)\n\n")
+	fmt.Fprintf(&b, "workload:        %s/%s on node %s\n", c.WorkloadNamespace, c.WorkloadName, c.NodeName)
+	fmt.Fprintf(&b, "identity:        %s\n", c.SPIFFEID())
+	fmt.Fprintf(&b, "server name:     %s\n", c.ServerName())
+	fmt.Fprintf(&b, "trust anchor:    %s\n", c.TrustAnchorPath())
+	fmt.Fprintf(&b, "spire mode:      %s\n", c.SPIRE.Mode)
+	fmt.Fprintf(&b, "proxy:           %s as %s\n", c.Proxy.Bin, c.Proxy.User)
+	fmt.Fprintf(&b, "workload:        %s as %s\n", c.Workload, c.WorkloadUser)
+	b.WriteString("\n## start order\n\n")
+	for i, s := range p.Steps {
+		fmt.Fprintf(&b, "%2d. %s\n", i+1, s)
+	}
+	for _, s := range p.Sections {
+		fmt.Fprintf(&b, "\n## %s\n\n%s", s.Title, s.Body)
+		if !strings.HasSuffix(s.Body, "\n") {
+			b.WriteString("\n")
+		}
+	}
+	b.WriteString("\n## proxy environment\n\n")
+	for _, v := range proxyenv.Redacted(p.ProxyEnv) {
+		fmt.Fprintf(&b, "%s=%s\n", v.Name, v.Value)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

@@ -1,0 +1,48 @@
+package cli
+
+import (
+	"errors"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meshexp/meshexp/internal/bootstrap"
+	"github.com/meshexp/meshexp/internal/config"
+)
+
+func init() { subcommands = append(subcommands, newBootstrapCmd) }
+
+func newBootstrapCmd(g *globals) *cobra.Command {
+	var dryRun bool
+	cmd := &cobra.Command{
+		Use:   "bootstrap",
+		Short: "Run the workload in the mesh: identity, interception, proxy, workload",
+		Long: `bootstrap is the container entrypoint (or VM service) that replaces the
+mesh-expansion demo's bootstrap and run-proxy scripts. It validates every
+setting first and changes nothing on the host when one is wrong.
+
+The demo's variables WORKLOAD_NAME, WORKLOAD_NAMESPACE and NODE_NAME and its
+trust anchor mount at /opt/spire/certs work unchanged. Every other setting
+has a flag and a MESHEXP_* variable (listed below); flags override the
+environment, which overrides the --config file.
+
+` + exitCodeHelp,
+		Args: cobra.NoArgs,
+	}
+	load := settingsFlags(g, cmd, config.ScopeBootstrap)
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "validate and print the plan (SPIRE configs, rules, proxy environment, start order); change nothing")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		c, err := load(dryRun)
+		if err != nil {
+			return err
+		}
+		plan, err := bootstrap.NewPlan(c)
+		if err != nil {
+			return err
+		}
+		if dryRun {
+			return plan.Write(g.stdout)
+		}
+		return errors.New("bootstrap: only --dry-run is available in this build")
+	}
+	return cmd
+}
