@@ -102,9 +102,11 @@ func fetchAs(ctx context.Context, o FetchOptions) ([]*x509.Certificate, error) {
 		return nil, fmt.Errorf("spire: opening %s to fetch the SVID as uid %d: %w", exe, o.UID, err)
 	}
 	defer f.Close()
+	// The child gives up a little before ctx does, so that it can still
+	// say what the agent last answered instead of being killed silently.
 	timeout := DefaultTimeout
 	if dl, ok := ctx.Deadline(); ok {
-		timeout = time.Until(dl)
+		timeout = max(time.Until(dl)-childMargin, childMargin)
 	}
 	args := append(append([]string{}, FetcherArgs...), "-socket", o.SocketPath, "-id", o.ID, "-timeout", timeout.String())
 	cmd := exec.CommandContext(ctx, "/proc/self/fd/3", args...)
@@ -132,6 +134,9 @@ func fetchAs(ctx context.Context, o FetchOptions) ([]*x509.Certificate, error) {
 	}
 	return certs, nil
 }
+
+// childMargin is how much earlier than its parent a fetcher gives up.
+const childMargin = 250 * time.Millisecond
 
 // pollSVID asks the Workload API for the SVIDs of this process until one
 // for want arrives or ctx ends.

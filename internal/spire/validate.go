@@ -18,10 +18,11 @@ import (
 )
 
 // Validate checks o without changing anything on the host: first what can
-// be told from the values alone, then the files they name (readable,
-// parseable, a key that matches its certificate, an upstream CA that chains
-// to the trust anchor) and the SPIRE binaries the mode needs. It returns
-// every problem at once, each an *OptionError.
+// be told from the values alone; if they are sound, the files they name
+// (readable, parseable, a key that matches its certificate, an upstream CA
+// that chains to the trust anchor, socket directories the proxy uid can
+// enter) and the SPIRE binaries the mode needs. It returns every problem of
+// the failing stage at once, each an *OptionError.
 func (o Options) Validate() error {
 	o = o.withDefaults()
 	errs := o.validateValues()
@@ -123,18 +124,11 @@ func (o Options) validateValues() []error {
 	if o.Mode != ModeExisting && filepath.Clean(o.DataDir) == "/" {
 		bad("DataDir", o.DataDir, "use a directory of its own such as /var/lib/meshexp/spire", "the root directory")
 	}
-	sockets := map[string]string{"SocketPath": o.SocketPath}
-	if o.Mode == ModeEmbedded {
-		sockets["DataDir"] = o.layout().serverSocket
+	if n := len(o.SocketPath); n > maxSocketPath {
+		bad("SocketPath", o.SocketPath, "choose a shorter path", "%d bytes long; a unix socket path may be at most %d", n, maxSocketPath)
 	}
-	for _, name := range sortedKeys(sockets) {
-		if p := sockets[name]; len(p) > maxSocketPath {
-			val := p
-			if name == "DataDir" {
-				val = o.DataDir
-			}
-			bad(name, val, "choose a shorter path", "the unix socket %s would be %d bytes long; the kernel allows at most %d", p, len(p), maxSocketPath)
-		}
+	if s := o.layout().serverSocket; o.Mode == ModeEmbedded && len(s) > maxSocketPath {
+		bad("DataDir", o.DataDir, "choose a shorter directory", "the server's admin socket %s would be %d bytes long; a unix socket path may be at most %d", s, len(s), maxSocketPath)
 	}
 	if o.Mode != ModeExisting {
 		l := o.layout()
