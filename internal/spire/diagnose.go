@@ -71,9 +71,9 @@ func (d *diagnosis) tokenFix() string {
 	return "create a new one on the server (spire-server token generate) and pass it with JoinToken or JoinTokenFile"
 }
 
-// explain adds what SPIRE last complained about to an error from a wait
+// hints says what SPIRE last complained about, for an error from a wait
 // that ran out of time.
-func (d *diagnosis) explain(err error) error {
+func (d *diagnosis) hints() []string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var hints []string
@@ -86,10 +86,7 @@ func (d *diagnosis) explain(err error) error {
 	if l, ok := d.last["spire-server"]; ok {
 		hints = append(hints, "the server last logged: "+l)
 	}
-	if len(hints) == 0 {
-		return err
-	}
-	return fmt.Errorf("%w; %s", err, strings.Join(hints, "; "))
+	return hints
 }
 
 func unreachable(msg string) bool {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -120,6 +121,9 @@ func fetchAs(ctx context.Context, o FetchOptions) ([]*x509.Certificate, error) {
 	cmd.WaitDelay = time.Second
 	if err := cmd.Run(); err != nil {
 		msg := strings.TrimSpace(stderr.String())
+		if cmd.ProcessState != nil && cmd.ProcessState.ExitCode() == exitTimedOut {
+			return nil, fmt.Errorf("spire: %s: %w", msg, context.DeadlineExceeded)
+		}
 		if ctx.Err() != nil && msg == "" {
 			return nil, fmt.Errorf("spire: waiting for an X.509 SVID for %s as uid %d on %s: %w", o.ID, o.UID, o.SocketPath, ctx.Err())
 		}
@@ -134,6 +138,9 @@ func fetchAs(ctx context.Context, o FetchOptions) ([]*x509.Certificate, error) {
 	}
 	return certs, nil
 }
+
+// exitTimedOut is the fetcher's exit status when its time ran out.
+const exitTimedOut = 3
 
 // childMargin is how much earlier than its parent a fetcher gives up.
 const childMargin = 250 * time.Millisecond
@@ -165,7 +172,7 @@ func pollSVID(ctx context.Context, socket string, want spiffeid.ID) ([]*x509.Cer
 		last = err
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("spire: no X.509 SVID for %s from the Workload API at %s as uid %d: %w (last answer: %v)", want, socket, os.Geteuid(), ctx.Err(), last)
+			return nil, fmt.Errorf("spire: waiting for an X.509 SVID for %s from the Workload API at %s as uid %d (last answer: %v): %w", want, socket, os.Geteuid(), last, ctx.Err())
 		case <-time.After(pollInterval):
 		}
 	}
@@ -192,7 +199,13 @@ func RunFetcher(args []string, stdout, stderr io.Writer) int {
 	defer cancel()
 	certs, err := pollSVID(ctx, *socket, want)
 	if err != nil {
-		fmt.Fprintln(stderr, strings.TrimPrefix(err.Error(), "spire: "))
+		msg := strings.TrimPrefix(err.Error(), "spire: ")
+		if errors.Is(err, context.DeadlineExceeded) {
+			// The parent adds its own "context deadline exceeded".
+			fmt.Fprintln(stderr, strings.TrimSuffix(msg, ": "+context.DeadlineExceeded.Error()))
+			return exitTimedOut
+		}
+		fmt.Fprintln(stderr, msg)
 		return 1
 	}
 	for _, c := range certs {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -110,8 +111,8 @@ func Start(ctx context.Context, opts Options, logger *slog.Logger) (*Identity, e
 			SocketPath: o.SocketPath, ID: o.SPIFFEID(), UID: o.ProxyUID, GID: o.ProxyGID,
 			TrustAnchorPath: o.TrustAnchorPath, Executable: o.FetcherPath,
 		})
-		if err != nil && o.Mode != ModeEmbedded {
-			err = fmt.Errorf("%w (the server must hold an entry for %s selecting unix:uid:%d, parented to this agent)", err, o.SPIFFEID(), o.ProxyUID)
+		if err != nil {
+			err = fetchHint(err, o)
 		}
 	}
 	if err != nil {
@@ -134,6 +135,25 @@ func Start(ctx context.Context, opts Options, logger *slog.Logger) (*Identity, e
 // no entry (spire pkg/agent/endpoints/workload/handler.go).
 const noIdentityIssued = "No identity issued"
 
+// unprefixed shows an error without its "spire: " prefix, for wrapping
+// inside another spire error.
+type unprefixed struct{ error }
+
+func (u unprefixed) Error() string { return strings.TrimPrefix(u.error.Error(), "spire: ") }
+func (u unprefixed) Unwrap() error { return u.error }
+
+// fetchHint adds the likely fix to a failed SVID fetch.
+func fetchHint(err error, o Options) error {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "no identity issued") && o.Mode != ModeEmbedded:
+		return fmt.Errorf("%w (the agent has no entry for %s selecting unix:uid:%d: register one on the SPIRE server, parented to this agent's SPIFFE ID or an alias of it)", err, o.SPIFFEID(), o.ProxyUID)
+	case strings.Contains(msg, "no such file or directory") || strings.Contains(msg, "connection refused"):
+		return fmt.Errorf("%w (no SPIRE agent is serving the Workload API at %s)", err, o.SocketPath)
+	}
+	return err
+}
+
 // run is the state of one Start.
 type run struct {
 	o       Options
@@ -153,7 +173,11 @@ func (r *run) reason(ctx context.Context, err error) error {
 		return cause
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(cause, context.DeadlineExceeded) {
-		return r.diag.explain(fmt.Errorf("spire: no verified SVID within %s (%s mode): %w", r.o.Timeout, r.o.Mode, err))
+		msg := fmt.Sprintf("spire: no verified SVID within %s (%s mode)", r.o.Timeout, r.o.Mode)
+		if h := r.diag.hints(); len(h) > 0 {
+			msg += ": " + strings.Join(h, "; ")
+		}
+		return fmt.Errorf("%s; gave up %w", msg, unprefixed{err})
 	}
 	return err
 }
