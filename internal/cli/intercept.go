@@ -1,0 +1,273 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meshexp/meshexp/internal/config"
+	"github.com/meshexp/meshexp/internal/netfilter"
+)
+
+func init() { subcommands = append(subcommands, newInterceptCmd) }
+
+const envExempt = "MESHEXP_INTERCEPT_EXEMPT_DESTINATIONS"
+
+func newInterceptCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "intercept",
+		Short: "Install, remove or show the rules that send TCP traffic through the proxy",
+		Long: `intercept manages the nat rules that send this host's TCP traffic through
+linkerd2-proxy, as Linkerd's proxy-init does in a pod: chain
+PROXY_INIT_REDIRECT (from PREROUTING) sends inbound TCP to the proxy's
+inbound port, chain PROXY_INIT_OUTPUT (from OUTPUT) sends outbound TCP to
+its outbound port. Not redirected: the proxy's own uid (never root), packets
+carrying meshexp's control mark, loopback, the skipped ports and subnets and
+the exempt destinations. bootstrap installs and removes the same rules.
+
+install is one iptables-restore transaction per address family: running it
+again, or after a crash, leaves exactly one copy. remove deletes exactly the
+rules meshexp wrote. show compares what is installed with the plan.
+
+` + exitCodeHelp,
+		Args: cobra.NoArgs,
+	}
+	cmd.AddCommand(newInterceptInstallCmd(g), newInterceptRemoveCmd(g), newInterceptShowCmd(g))
+	return cmd
+}
+
+// interceptFlags are the shared interception settings plus the exempt
+// destinations, which only these commands take.
+type interceptFlags struct {
+	load   func(dryRun bool) (*config.Config, error)
+	exempt []string
+}
+
+func bindIntercept(g *globals, cmd *cobra.Command) *interceptFlags {
+	f := &interceptFlags{load: settingsFlags(g, cmd, config.ScopeIntercept)}
+	cmd.Flags().StringSliceVar(&f.exempt, "exempt-destinations", nil,
+		"outbound destinations IP[:port] never redirected, e.g. the SPIRE server of an external-mode agent (repeat or comma-separate) [env "+envExempt+"]")
+	return f
+}
+
+// plan loads and validates the settings and plans the rules. Every bad
+// setting comes back in one UsageError (exit 2), before anything runs.
+func (f *interceptFlags) plan(g *globals, cmd *cobra.Command, dryRun bool) (*netfilter.Ruleset, error) {
+	c, err := f.load(dryRun)
+	if err != nil {
+		return nil, err
+	}
+	exempt := f.exempt
+	input := "--exempt-destinations"
+	if !cmd.Flags().Changed("exempt-destinations") {
+		if v, ok := g.lookupEnv(envExempt); ok {
+			exempt, input = strings.Split(v, ","), envExempt
+		}
+	}
+	var probs config.Problems
+	o := interceptOptions(c)
+	for _, s := range exempt {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		d, err := netfilter.ParseDestination(s)
+		if err != nil {
+			probs = append(probs, config.Problem{Input: input, Message: err.Error(), Fix: "use IP, IP:port or [IPv6]:port"})
+			continue
+		}
+		o.ExemptDestinations = append(o.ExemptDestinations, d)
+	}
+	var inv *netfilter.InvalidOptionsError
+	if err := o.Validate(); errors.As(err, &inv) {
+		for _, p := range inv.Problems {
+			in := c.Origin(p.Setting)
+			if in == "default" || in == "--exempt-destinations" {
+				in = "--" + p.Setting
+			}
+			probs = append(probs, config.Problem{Input: in, Message: p.Message})
+		}
+	}
+	if err := probs.Err(); err != nil {
+		return nil, &UsageError{Err: err}
+	}
+	return netfilter.Plan(o)
+}
+
+// interceptOptions maps the shared configuration onto the rules' options.
+func interceptOptions(c *config.Config) netfilter.Options {
+	ranges := func(rs []config.PortRange) []netfilter.PortRange {
+		out := make([]netfilter.PortRange, len(rs))
+		for i, r := range rs {
+			out[i] = netfilter.PortRange{From: r.From, To: r.To}
+		}
+		return out
+	}
+	return netfilter.Options{
+		InboundPort:         c.Proxy.InboundPort,
+		OutboundPort:        c.Proxy.OutboundPort,
+		AdminPort:           c.Proxy.AdminPort,
+		ControlPort:         c.Proxy.ControlPort,
+		ProxyUID:            c.Proxy.User.UID,
+		SkipInboundPorts:    ranges(c.Intercept.SkipInboundPorts),
+		SkipOutboundPorts:   ranges(c.Intercept.SkipOutboundPorts),
+		SkipOutboundSubnets: c.Intercept.SkipOutboundSubnets,
+		InboundPorts:        ranges(c.Intercept.InboundPorts),
+		ControlMark:         c.Intercept.ControlMark,
+		IPv6:                netfilter.IPv6Mode(c.Intercept.IPv6),
+		Backend:             netfilter.Backend(c.Intercept.Backend),
+	}
+}
+
+func newInterceptInstallCmd(g *globals) *cobra.Command {
+	var dryRun bool
+	cmd := &cobra.Command{
+		Use:   "install",
+		Short: "Install the interception rules (idempotent; replaces meshexp's stale rules)",
+		Args:  cobra.NoArgs,
+	}
+	f := bindIntercept(g, cmd)
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the exact iptables-restore input instead of applying it")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		rs, err := f.plan(g, cmd, dryRun)
+		if err != nil {
+			return err
+		}
+		ctx := cmd.Context()
+		if dryRun {
+			return printInstallInputs(ctx, g, rs)
+		}
+		r, err := netfilter.NewRunner(ctx, rs.Backend, g.logger)
+		if err != nil {
+			return err
+		}
+		if err := r.Install(ctx, rs); err != nil {
+			return err
+		}
+		b, why := r.Backend()
+		fmt.Fprintf(g.stdout, "interception installed with %s (%s)\n", b, why)
+		return nil
+	}
+	return cmd
+}
+
+// printInstallInputs prints what install would feed iptables-restore. It
+// reads the current rules when it can (root) to include the deletion of
+// stale ones; otherwise it prints the input for a namespace without them.
+func printInstallInputs(ctx context.Context, g *globals, rs *netfilter.Ruleset) error {
+	r, err := netfilter.NewRunner(ctx, rs.Backend, g.logger)
+	var inputs []netfilter.Input
+	if err == nil {
+		inputs, err = r.InstallInputs(ctx, rs)
+	}
+	var foreign *netfilter.ForeignRulesError
+	if errors.As(err, &foreign) {
+		return err
+	}
+	if err != nil {
+		g.logger.Warn("cannot read the current rules; printing the input for a table without meshexp's rules", "err", err)
+		inputs = nil
+		for i := range rs.Families {
+			in, _ := netfilter.InstallInput(&rs.Families[i], nil)
+			inputs = append(inputs, netfilter.Input{Family: rs.Families[i].Family, Command: "iptables-restore --noflush", Input: in})
+		}
+	} else {
+		b, why := r.Backend()
+		fmt.Fprintf(g.stdout, "# backend %s (%s)\n", b, why)
+	}
+	for _, in := range inputs {
+		fmt.Fprintf(g.stdout, "# %s: %s\n", in.Family, in.Command)
+		if _, err := g.stdout.Write(in.Input); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func newInterceptRemoveCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "remove",
+		Short: "Remove exactly the rules meshexp installed; other rules stay",
+		Long: `remove deletes every rule carrying meshexp's comment and then its two chains,
+in both address families. With --intercept-backend auto it looks in both
+iptables-legacy and iptables-nft, so rules installed with either go.
+Removing when nothing is installed does nothing.`,
+		Args: cobra.NoArgs,
+	}
+	f := bindIntercept(g, cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		rs, err := f.plan(g, cmd, false)
+		if err != nil {
+			return err
+		}
+		ctx := cmd.Context()
+		backends := []netfilter.Backend{rs.Backend}
+		if rs.Backend == netfilter.BackendAuto {
+			backends = []netfilter.Backend{netfilter.BackendLegacy, netfilter.BackendNFT}
+		}
+		var errs []error
+		removed := 0
+		for _, b := range backends {
+			r, err := netfilter.NewRunner(ctx, b, g.logger)
+			if err != nil {
+				if rs.Backend == netfilter.BackendAuto {
+					g.logger.Debug("backend not available", "backend", b, "err", err)
+					continue
+				}
+				return err
+			}
+			if err := r.Remove(ctx); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			removed++
+		}
+		if removed == 0 && len(errs) == 0 {
+			return errors.New("intercept remove: neither iptables-legacy nor iptables-nft is installed; install the iptables package")
+		}
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+		fmt.Fprintln(g.stdout, "interception removed")
+		return nil
+	}
+	return cmd
+}
+
+func newInterceptShowCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "show",
+		Short: "Show the installed interception rules and whether they match the plan",
+		Args:  cobra.NoArgs,
+	}
+	f := bindIntercept(g, cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		rs, err := f.plan(g, cmd, true)
+		if err != nil {
+			return err
+		}
+		ctx := cmd.Context()
+		r, err := netfilter.NewRunner(ctx, rs.Backend, g.logger)
+		if err != nil {
+			return err
+		}
+		sts, err := r.Show(ctx, rs)
+		if err != nil {
+			return err
+		}
+		b, why := r.Backend()
+		return writeStatus(g.stdout, b, why, sts)
+	}
+	return cmd
+}
+
+func writeStatus(w io.Writer, b netfilter.Backend, why string, sts []netfilter.Status) error {
+	fmt.Fprintf(w, "backend: %s (%s)\n", b, why)
+	for _, st := range sts {
+		st.Write(w)
+	}
+	return nil
+}
