@@ -325,3 +325,12 @@ func isForeign(err error) bool {
 	var fe *ForeignRulesError
 	return errors.As(err, &fe)
 }
+
+func init() {
+	// dial-marked connects with meshexp's control dialer.
+	netns.Register("dial-marked", func(ctx context.Context, args []string) error {
+		line, err := dialAndRead(ctx, ControlDialer(DefaultControlMark), args[0])
+		fmt.Print(line)
+		return err
+	})
+}

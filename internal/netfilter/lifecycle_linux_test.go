@@ -236,3 +236,27 @@ func TestDetectPicksTheBackendInUse(t *testing.T) {
 		}
 	})
 }
+
+func TestAFailedInstallLeavesNoRuleInAnyFamily(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(string(b), func(t *testing.T) {
+			w := newWorld(t, b)
+			flavour := strings.TrimPrefix(string(b), "iptables-")
+			// IPv4 installs fine; IPv6 then fails on another tool's chain.
+			// (The IPv4 nat table exists beforehand, as on any host with
+			// rules: one that did not would stay, empty, see Remove.)
+			w.NS.Run(t, "iptables-"+flavour, "-t", "nat", "-A", "OUTPUT", "-d", "203.0.113.5", "-j", "RETURN")
+			w.NS.Run(t, "ip6tables-"+flavour, "-t", "nat", "-N", ChainRedirect)
+			w.NS.Run(t, "ip6tables-"+flavour, "-t", "nat", "-A", ChainRedirect, "-j", "RETURN")
+			before := map[Family]string{IPv4: w.dump(t, IPv4), IPv6: w.dump(t, IPv6)}
+			if err := w.tryInstall(w.options()); !isForeign(err) {
+				t.Fatalf("install = %v, want a ForeignRulesError for IPv6", err)
+			}
+			for _, f := range []Family{IPv4, IPv6} {
+				if after := w.dump(t, f); after != before[f] {
+					t.Errorf("%s changed by a failed install (IPv4 must be rolled back)\n--- before\n%s\n--- after\n%s", f, before[f], after)
+				}
+			}
+		})
+	}
+}

@@ -128,14 +128,23 @@ func (r *Runner) installFamily(ctx context.Context, fr *FamilyRules) error {
 
 // Remove deletes every rule and chain meshexp installed, in every family
 // the host has, and nothing else. Removing when nothing is installed does
-// nothing.
+// nothing. A nat table that did not exist before the first install stays,
+// empty (built-in chains with policy ACCEPT, no rule): the legacy kernel
+// cannot unregister a table, and it changes no packet.
 func (r *Runner) Remove(ctx context.Context) error {
 	var errs []error
 	for _, f := range []Family{IPv4, IPv6} {
-		if f == IPv6 && r.ipv6 != nil {
+		if _, ok := r.tools[f]; !ok {
 			continue
 		}
-		if err := r.removeFamily(ctx, f); err != nil {
+		err := r.removeFamily(ctx, f)
+		if err != nil && f == IPv6 && r.ipv6 != nil {
+			// IPv6 rules may predate disabling IPv6, so they are looked
+			// for anyway; a kernel without IPv6 has none to find.
+			r.logger.Debug("no IPv6 rules to remove", "why", r.ipv6, "err", err)
+			continue
+		}
+		if err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -261,7 +270,9 @@ func (r *Runner) run(ctx context.Context, name string, stdin []byte, args ...str
 
 // hostIPv6 returns why the host cannot use IPv6, or nil.
 func hostIPv6() error {
-	if _, err := os.Stat("/proc/net/if_inet6"); err != nil {
+	// thread-self: /proc/net follows the main thread's namespace, which
+	// need not be the one this thread works in.
+	if _, err := os.Stat("/proc/thread-self/net/if_inet6"); err != nil {
 		return errors.New("the kernel has no IPv6 (/proc/net/if_inet6 is missing)")
 	}
 	if b, err := os.ReadFile("/proc/sys/net/ipv6/conf/all/disable_ipv6"); err == nil && strings.TrimSpace(string(b)) == "1" {
