@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"syscall"
 	"time"
@@ -62,9 +63,9 @@ type Options struct {
 
 	// UDPSize is the EDNS buffer size we advertise to clients and upstreams.
 	UDPSize uint16
-	// UDPReaders is the number of goroutines reading each UDP socket
-	// (0: one per CPU).
-	UDPReaders int
+	// UDPSockets is the number of UDP sockets opened on the listen port
+	// with SO_REUSEPORT, each read by its own goroutine (0: one per CPU).
+	UDPSockets int
 	// MaxConcurrent bounds queries waiting on upstreams; beyond it clients
 	// get SERVFAIL at once rather than queueing.
 	MaxConcurrent int
@@ -202,8 +203,8 @@ func (o *Options) Validate() error {
 	if o.UDPSize < minUDPSize || o.UDPSize > 4096 {
 		bad("udp-size", "%d: must be between 512 and 4096 (1232 avoids IP fragmentation)", o.UDPSize)
 	}
-	if o.UDPReaders < 0 {
-		bad("udp-readers", "%d: must be 0 (one per CPU) or more", o.UDPReaders)
+	if o.UDPSockets < 0 || o.UDPSockets > 64 {
+		bad("udp-sockets", "%d: must be 0 (one per CPU) to 64", o.UDPSockets)
 	}
 	if o.MaxConcurrent < 1 {
 		bad("max-concurrent", "%d: must be at least 1", o.MaxConcurrent)
@@ -265,16 +266,23 @@ func (o *Options) resolvConfUpstreams() ([]netip.AddrPort, error) {
 	if o.ResolvConf == "" {
 		return nil, errors.New("no upstreams: neither --upstream nor a resolv.conf path given")
 	}
-	cc, err := mdns.ClientConfigFromFile(o.ResolvConf)
+	path := o.ResolvConf
+	// A file we wrote ourselves (the forwarder restarted after a crash,
+	// before it could restore the original) names only us: read the
+	// original that PointResolver kept beside it.
+	if b, err := os.ReadFile(path); err == nil && strings.HasPrefix(string(b), resolvMarker) {
+		path += BackupSuffix
+	}
+	cc, err := mdns.ClientConfigFromFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read nameservers from %s: %w", o.ResolvConf, err)
+		return nil, fmt.Errorf("read nameservers from %s: %w", path, err)
 	}
 	self, _ := netip.ParseAddrPort(o.Listen)
 	var ups []netip.AddrPort
 	for _, s := range cc.Servers {
 		a, err := netip.ParseAddr(s)
 		if err != nil {
-			return nil, fmt.Errorf("%s: nameserver %q is not an IP address", o.ResolvConf, s)
+			return nil, fmt.Errorf("%s: nameserver %q is not an IP address", path, s)
 		}
 		ap := netip.AddrPortFrom(a, 53)
 		if ap == self || (self.Port() == 53 && self.Addr().IsUnspecified() && a.IsLoopback()) {
@@ -283,7 +291,7 @@ func (o *Options) resolvConfUpstreams() ([]netip.AddrPort, error) {
 		ups = append(ups, ap)
 	}
 	if len(ups) == 0 {
-		return nil, fmt.Errorf("%s lists no nameserver other than this forwarder (%s)", o.ResolvConf, strings.TrimSpace(o.Listen))
+		return nil, fmt.Errorf("%s lists no nameserver other than this forwarder (%s)", path, o.Listen)
 	}
 	return ups, nil
 }

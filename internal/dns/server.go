@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -129,11 +128,11 @@ func (s *Server) open() error {
 		s.udp = s.opts.PacketConns
 		s.tcp = s.opts.Listeners
 	} else {
-		pc, ln, err := Listen(context.Background(), s.opts.Listen)
+		pcs, ln, err := Listen(context.Background(), s.opts.Listen, s.opts.UDPSockets)
 		if err != nil {
 			return &FieldError{Field: "listen", Err: err}
 		}
-		s.udp, s.tcp = []net.PacketConn{pc}, []net.Listener{ln}
+		s.udp, s.tcp = pcs, []net.Listener{ln}
 	}
 	if s.opts.MetricsAddr != "" {
 		ln, err := net.Listen("tcp", s.opts.MetricsAddr)
@@ -185,21 +184,15 @@ func (s *Server) Run(ctx context.Context) error {
 		return errors.New("dns: Run called twice")
 	}
 	errc := make(chan error, len(s.udp)+len(s.tcp)+1)
-	readers := s.opts.UDPReaders
-	if readers == 0 {
-		readers = max(2, runtime.GOMAXPROCS(0))
-	}
 	for _, pc := range s.udp {
-		for range readers {
-			w := s.newWorker(s.newStats())
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				if err := s.serveUDP(pc, w); err != nil {
-					errc <- err
-				}
-			}()
-		}
+		w := s.newWorker(s.newStats())
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := s.serveUDP(pc, w); err != nil {
+				errc <- err
+			}
+		}()
 	}
 	for _, ln := range s.tcp {
 		s.wg.Add(1)

@@ -457,14 +457,15 @@ func TestMetricsAreServed(t *testing.T) {
 }
 
 func TestPreopenedSocketsAndDialControlAreUsed(t *testing.T) {
-	pc, ln, err := Listen(context.Background(), "127.0.0.1:0")
+	pcs, ln, err := Listen(context.Background(), "127.0.0.1:0", 2)
 	if err != nil {
 		t.Fatal(err)
 	}
+	pc := pcs[0]
 	var controls atomic.Int32
 	e := startEnv(t, func(o *Options) {
 		o.Listen = "invalid: ignored with pre-opened sockets"
-		o.PacketConns = []net.PacketConn{pc}
+		o.PacketConns = pcs
 		o.Listeners = []net.Listener{ln}
 		o.Control = func(network, address string, c syscall.RawConn) error {
 			controls.Add(1)
