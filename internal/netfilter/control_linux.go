@@ -19,6 +19,13 @@ import (
 // upstreams — through ControlDialer or directly. Setting a mark needs
 // CAP_NET_ADMIN; without it the dial fails rather than being silently
 // intercepted. A zero mark gives a function that does nothing.
+//
+//	// client-go
+//	restCfg.Dial = netfilter.ControlDialer(mark).DialContext
+//	// gRPC
+//	grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+//		return netfilter.ControlDialer(mark).DialContext(ctx, "tcp", addr)
+//	})
 func ControlFunc(mark uint32) func(network, address string, c syscall.RawConn) error {
 	return func(network, address string, c syscall.RawConn) error {
 		if mark == 0 {
