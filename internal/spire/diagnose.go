@@ -78,8 +78,11 @@ func (d *diagnosis) hints() []string {
 	defer d.mu.Unlock()
 	var hints []string
 	if l, ok := d.last["spire-agent"]; ok {
-		if unreachable(l) {
+		switch {
+		case unreachable(l):
 			hints = append(hints, fmt.Sprintf("the agent cannot reach the SPIRE server at %s:%d", d.serverHost(), d.o.ServerPort))
+		case strings.Contains(l, "does not look like a TLS handshake"):
+			hints = append(hints, fmt.Sprintf("something other than a SPIRE server answers at %s:%d (does traffic interception redirect the agent? exempt the server's address)", d.serverHost(), d.o.ServerPort))
 		}
 		hints = append(hints, "the agent last logged: "+l)
 	}

@@ -128,7 +128,11 @@ func TestExistingModeUsesAnAgentStartedElsewhere(t *testing.T) {
 func failing(t *testing.T, opts Options, dir string) error {
 	t.Helper()
 	logger, _ := testLogger(t)
-	rec := &recorder{next: ExecStarter(logger, time.Second)}
+	next := opts.Starter
+	if next == nil {
+		next = ExecStarter(logger, time.Second)
+	}
+	rec := &recorder{next: next}
 	opts.Starter = rec.start
 	id, err := Start(context.Background(), opts, logger)
 	if err == nil {

@@ -117,6 +117,7 @@ func Start(ctx context.Context, opts Options, logger *slog.Logger) (*Identity, e
 	}
 	if err != nil {
 		err = r.reason(ctx, err)
+		r.stopping.Store(true)
 		stopCtx, cancel := context.WithTimeout(context.Background(), o.StopGrace+10*time.Second)
 		defer cancel()
 		if serr := id.Stop(stopCtx); serr != nil {
@@ -156,13 +157,14 @@ func fetchHint(err error, o Options) error {
 
 // run is the state of one Start.
 type run struct {
-	o       Options
-	logger  *slog.Logger
-	starter Starter
-	secrets *secrets
-	diag    *diagnosis
-	fail    context.CancelCauseFunc
-	ready   atomic.Bool
+	o        Options
+	logger   *slog.Logger
+	starter  Starter
+	secrets  *secrets
+	diag     *diagnosis
+	fail     context.CancelCauseFunc
+	ready    atomic.Bool
+	stopping atomic.Bool // a failed start is stopping what it started
 }
 
 // reason picks the error to report: a failure SPIRE logged or a process
@@ -317,7 +319,11 @@ func (r *run) startProcess(ctx context.Context, name, bin, conf string) (Process
 	}
 	// Until the entry reaches the agent, every poll for the SVID makes the
 	// agent log an error; that is the wait, not a fault.
-	quiet := func(e logEntry) bool { return !r.ready.Load() && e.Msg == noIdentityIssued }
+	// Once a failed start stops them, SPIRE reports the interruption
+	// ("Agent crashed: context canceled"); the start's error says why.
+	quiet := func(e logEntry) bool {
+		return r.stopping.Load() || (!r.ready.Load() && e.Msg == noIdentityIssued)
+	}
 	stdout, stderr, t := newLogSinks(name, r.logger, r.secrets, watch, quiet)
 	c := Command{
 		Name: name, Path: bin, Args: []string{"run", "-config", conf}, Env: childEnv,
