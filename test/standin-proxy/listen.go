@@ -81,7 +81,6 @@ func (s *connServer) serve() {
 			return
 		}
 		s.stats.opened.Add(1)
-		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			defer s.untrack(c)
@@ -90,6 +89,8 @@ func (s *connServer) serve() {
 	}
 }
 
+// track registers a connection and its handler; under the same lock as
+// drain's closing flag, so drain's Wait never races an Add.
 func (s *connServer) track(c net.Conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -97,6 +98,7 @@ func (s *connServer) track(c net.Conn) bool {
 		return false
 	}
 	s.conns[c] = struct{}{}
+	s.wg.Add(1)
 	return true
 }
 
