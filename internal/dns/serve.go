@@ -109,22 +109,11 @@ func (s *Server) resolve(p *pending) []byte {
 // serveUDP reads requests from pc until it is closed. Cache hits are
 // answered on this goroutine; misses get one of their own.
 func (s *Server) serveUDP(pc net.PacketConn, w *worker) error {
-	uc, _ := pc.(*net.UDPConn)
+	r := newUDPReplier(pc, s)
 	buf := make([]byte, maxMsgSize)
 	errs := 0
 	for {
-		var (
-			n     int
-			ap    netip.AddrPort
-			addr  net.Addr
-			err   error
-			write func([]byte)
-		)
-		if uc != nil {
-			n, ap, err = uc.ReadFromUDPAddrPort(buf)
-		} else {
-			n, addr, err = pc.ReadFrom(buf)
-		}
+		n, err := r.read(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return nil
@@ -143,35 +132,89 @@ func (s *Server) serveUDP(pc net.PacketConn, w *worker) error {
 		resp, p := w.handle(buf[:n], true, start)
 		if p == nil {
 			if resp != nil {
-				if uc != nil {
-					uc.WriteToUDPAddrPort(resp, ap)
-				} else {
-					pc.WriteTo(resp, addr)
-				}
+				r.reply(resp)
 				w.st.observe(resp, time.Since(start))
 			}
 			continue
 		}
-		if uc != nil {
-			write = func(b []byte) { uc.WriteToUDPAddrPort(b, ap) }
-		} else {
-			write = func(b []byte) { pc.WriteTo(b, addr) }
-		}
 		if !s.acquire() {
 			resp := s.overloaded(p)
-			write(resp)
+			r.reply(resp)
 			w.st.observe(resp, time.Since(start))
 			continue
 		}
+		reply := r.later()
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			defer s.release()
 			resp := s.resolve(p)
-			write(resp)
+			reply(resp)
 			s.shared.observe(resp, time.Since(p.start))
 		}()
 	}
+}
+
+// udpReplier reads datagrams and answers the last one's sender, from the
+// address it was sent to when the socket is bound to a wildcard address.
+type udpReplier struct {
+	pc    net.PacketConn
+	uc    *net.UDPConn // nil for other PacketConns
+	oob   []byte       // non-nil when replies need a source address
+	src   []byte       // control message naming the reply's source
+	ap    netip.AddrPort
+	addr  net.Addr
+}
+
+func newUDPReplier(pc net.PacketConn, s *Server) *udpReplier {
+	r := &udpReplier{pc: pc}
+	r.uc, _ = pc.(*net.UDPConn)
+	if r.uc != nil && r.uc.LocalAddr().(*net.UDPAddr).IP.IsUnspecified() {
+		if err := enablePktInfo(r.uc); err != nil {
+			s.logger.Warn("dns: replies on a wildcard address may come from another address of this host", "err", err)
+		} else {
+			r.oob = make([]byte, oobSize)
+		}
+	}
+	return r
+}
+
+func (r *udpReplier) read(buf []byte) (int, error) {
+	var (
+		n, oobn int
+		err     error
+	)
+	switch {
+	case r.oob != nil:
+		n, oobn, _, r.ap, err = r.uc.ReadMsgUDPAddrPort(buf, r.oob)
+		r.src = nil
+		if dst, ok := pktInfoDst(r.oob[:oobn]); ok && err == nil {
+			r.src = pktInfoSrc(dst)
+		}
+	case r.uc != nil:
+		n, r.ap, err = r.uc.ReadFromUDPAddrPort(buf)
+	default:
+		n, r.addr, err = r.pc.ReadFrom(buf)
+	}
+	return n, err
+}
+
+func (r *udpReplier) reply(b []byte) {
+	switch {
+	case r.src != nil:
+		r.uc.WriteMsgUDPAddrPort(b, r.src, r.ap)
+	case r.uc != nil:
+		r.uc.WriteToUDPAddrPort(b, r.ap)
+	default:
+		r.pc.WriteTo(b, r.addr)
+	}
+}
+
+// later returns a function that answers the current datagram's sender
+// after the replier has moved on to other datagrams.
+func (r *udpReplier) later() func([]byte) {
+	saved := *r
+	return saved.reply
 }
 
 // maxTCPConns bounds client TCP connections; more are closed on accept.

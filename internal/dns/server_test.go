@@ -532,3 +532,19 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func TestAWildcardListenerAnswersFromTheAddressAsked(t *testing.T) {
+	if !reusePortSupported {
+		t.Skip("source address selection is implemented on Linux only")
+	}
+	e := startEnv(t, func(o *Options) { o.Listen = "0.0.0.0:0" })
+	_, port, _ := net.SplitHostPort(e.addr)
+	// Every 127/8 address is local; the reply to 127.0.0.2 must come from
+	// 127.0.0.2, or the client's connected socket drops it.
+	for _, ip := range []string{"127.0.0.1", "127.0.0.2"} {
+		r := ask(t, net.JoinHostPort(ip, port), "udp", "wild.example.com.", mdns.TypeA, 0)
+		if len(r.Answer) != 1 {
+			t.Errorf("asking %s: %d answers, want 1", ip, len(r.Answer))
+		}
+	}
+}
