@@ -13,6 +13,6 @@ func enablePktInfo(*net.UDPConn) error {
 }
 
 func pktInfoDst([]byte) (netip.Addr, bool) { return netip.Addr{}, false }
-func pktInfoSrc(netip.Addr) []byte       { return nil }
+func pktInfoSrc(netip.Addr) []byte         { return nil }
 
 const oobSize = 0

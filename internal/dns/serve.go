@@ -158,12 +158,12 @@ func (s *Server) serveUDP(pc net.PacketConn, w *worker) error {
 // udpReplier reads datagrams and answers the last one's sender, from the
 // address it was sent to when the socket is bound to a wildcard address.
 type udpReplier struct {
-	pc    net.PacketConn
-	uc    *net.UDPConn // nil for other PacketConns
-	oob   []byte       // non-nil when replies need a source address
-	src   []byte       // control message naming the reply's source
-	ap    netip.AddrPort
-	addr  net.Addr
+	pc   net.PacketConn
+	uc   *net.UDPConn // nil for other PacketConns
+	oob  []byte       // non-nil when replies need a source address
+	src  []byte       // control message naming the reply's source
+	ap   netip.AddrPort
+	addr net.Addr
 }
 
 func newUDPReplier(pc net.PacketConn, s *Server) *udpReplier {
