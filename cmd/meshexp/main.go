@@ -11,9 +11,12 @@ import (
 	"syscall"
 
 	"github.com/meshexp/meshexp/internal/cli"
+	"github.com/meshexp/meshexp/internal/spire"
 )
 
 func main() {
+	// The SVID check re-executes this binary as the proxy's uid.
+	spire.RunFetcherIfRequested()
 	os.Exit(run())
 }
 

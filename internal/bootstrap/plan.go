@@ -9,10 +9,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strings"
 
 	"github.com/meshexp/meshexp/internal/config"
+	"github.com/meshexp/meshexp/internal/netfilter"
 	"github.com/meshexp/meshexp/internal/proxyenv"
+	"github.com/meshexp/meshexp/internal/spire"
 )
 
 // Plan is everything bootstrap would do, computed without touching the host.
@@ -43,7 +46,7 @@ func NewPlan(c *config.Config) (*Plan, error) {
 		return nil, err
 	}
 	p := &Plan{Config: c, ProxyEnv: env, Steps: steps(c)}
-	for _, add := range planSections {
+	for _, add := range []func(*config.Config) ([]Section, error){spireSections, ruleSections} {
 		s, err := add(c)
 		if err != nil {
 			return nil, err
@@ -53,9 +56,45 @@ func NewPlan(c *config.Config) (*Plan, error) {
 	return p, nil
 }
 
-// planSections contribute the SPIRE configs and interception rules; each
-// capability registers its own so this file does not grow with them.
-var planSections []func(*config.Config) ([]Section, error)
+// spireSections are the SPIRE config files identity would write. They
+// hold no secret: the join token goes to a separate 0600 file.
+func spireSections(c *config.Config) ([]Section, error) {
+	files, err := spire.RenderConfigs(SPIREOptions(c))
+	if err != nil {
+		return nil, fmt.Errorf("bootstrap: rendering SPIRE configs: %w", err)
+	}
+	paths := make([]string, 0, len(files))
+	for p := range files {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	out := make([]Section, len(paths))
+	for i, p := range paths {
+		out[i] = Section{Title: "SPIRE config " + p, Body: files[p]}
+	}
+	return out, nil
+}
+
+// ruleSections are the exact iptables-restore inputs interception would
+// apply on a host without meshexp's rules.
+func ruleSections(c *config.Config) ([]Section, error) {
+	if !c.Intercept.Enabled {
+		return nil, nil
+	}
+	rs, err := netfilter.Plan(InterceptOptions(c))
+	if err != nil {
+		return nil, fmt.Errorf("bootstrap: planning interception: %w", err)
+	}
+	var out []Section
+	for i := range rs.Families {
+		in, err := netfilter.InstallInput(&rs.Families[i], nil)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Section{Title: fmt.Sprintf("interception rules, %s (restore --noflush input)", rs.Families[i].Family), Body: string(in)})
+	}
+	return out, nil
+}
 
 func steps(c *config.Config) []string {
 	var s []string

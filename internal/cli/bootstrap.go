@@ -42,7 +42,13 @@ environment, which overrides the --config file.
 		if dryRun {
 			return plan.Write(g.stdout)
 		}
-		return errors.New("bootstrap: only --dry-run is available in this build")
+		err = bootstrap.Run(cmd.Context(), c, g.logger)
+		var exit *bootstrap.ExitError
+		if errors.As(err, &exit) {
+			// The proxy's or the workload's status becomes meshexp's.
+			return &ExitError{Code: exit.Code, Err: err}
+		}
+		return err
 	}
 	return cmd
 }

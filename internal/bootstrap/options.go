@@ -1,0 +1,63 @@
+package bootstrap
+
+import (
+	"github.com/meshexp/meshexp/internal/config"
+	"github.com/meshexp/meshexp/internal/netfilter"
+	"github.com/meshexp/meshexp/internal/spire"
+)
+
+// InterceptOptions maps the shared configuration onto the rules' options.
+func InterceptOptions(c *config.Config) netfilter.Options {
+	ranges := func(rs []config.PortRange) []netfilter.PortRange {
+		out := make([]netfilter.PortRange, len(rs))
+		for i, r := range rs {
+			out[i] = netfilter.PortRange{From: r.From, To: r.To}
+		}
+		return out
+	}
+	return netfilter.Options{
+		InboundPort:         c.Proxy.InboundPort,
+		OutboundPort:        c.Proxy.OutboundPort,
+		AdminPort:           c.Proxy.AdminPort,
+		ControlPort:         c.Proxy.ControlPort,
+		ProxyUID:            c.Proxy.User.UID,
+		SkipInboundPorts:    ranges(c.Intercept.SkipInboundPorts),
+		SkipOutboundPorts:   ranges(c.Intercept.SkipOutboundPorts),
+		SkipOutboundSubnets: c.Intercept.SkipOutboundSubnets,
+		InboundPorts:        ranges(c.Intercept.InboundPorts),
+		ControlMark:         c.Intercept.ControlMark,
+		IPv6:                netfilter.IPv6Mode(c.Intercept.IPv6),
+		Backend:             netfilter.Backend(c.Intercept.Backend),
+	}
+}
+
+// SPIREOptions maps the shared configuration onto the identity's options.
+func SPIREOptions(c *config.Config) spire.Options {
+	upstreamKey := c.SPIRE.UpstreamKey
+	if c.SPIRE.Mode == config.SPIREEmbedded && c.SPIRE.UpstreamCert == "" {
+		upstreamKey = c.TrustAnchorKeyPath() // demo compatibility: the root signs
+	}
+	return spire.Options{
+		Mode:               spire.Mode(c.SPIRE.Mode),
+		TrustDomain:        c.TrustDomain,
+		WorkloadName:       c.WorkloadName,
+		TrustAnchorPath:    c.TrustAnchorPath(),
+		ProxyUID:           c.Proxy.User.UID,
+		ProxyGID:           c.Proxy.User.GID,
+		BinDir:             c.SPIRE.BinDir,
+		DataDir:            c.SPIRE.DataDir,
+		SocketPath:         c.SPIRE.SocketPath,
+		Timeout:            c.SPIRE.SVIDTimeout,
+		StopGrace:          c.ShutdownGrace,
+		UpstreamCertPath:   c.SPIRE.UpstreamCert,
+		UpstreamKeyPath:    upstreamKey,
+		UpstreamBundlePath: c.SPIRE.UpstreamBundle,
+		ServerAddress:      c.SPIRE.ServerAddress,
+		ServerPort:         c.SPIRE.ServerPort,
+		TrustBundlePath:    c.SPIRE.TrustBundle,
+		JoinToken:          c.SPIRE.JoinToken,
+		JoinTokenFile:      c.SPIRE.JoinTokenFile,
+		X509PopCertPath:    c.SPIRE.X509PopCert,
+		X509PopKeyPath:     c.SPIRE.X509PopKey,
+	}
+}
