@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+	"os"
+	"regexp"
 	"testing"
 	"time"
 
@@ -49,6 +52,11 @@ func TestReadyFlipsOnceTheWorkloadAPIGivesAVerifiedSVID(t *testing.T) {
 		t.Errorf("/ready body %q, want \"ready\\n\"", body)
 	}
 	p.logLine("Certified identity id=" + webID)
+	if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid)); err == nil {
+		if m := regexp.MustCompile(`VmRSS:\s+(\d+ kB)`).FindSubmatch(st); m != nil {
+			t.Logf("stand-in RSS once ready: %s", m[1])
+		}
+	}
 	_, m := get(t, admin+"/metrics")
 	if v := metric(m, "identity_cert_refresh_count"); v != "1" {
 		t.Errorf("identity_cert_refresh_count = %q, want 1", v)
