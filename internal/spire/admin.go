@@ -97,3 +97,16 @@ func register(ctx context.Context, conn *grpc.ClientConn, r registration) (strin
 	}
 	return tok.GetValue(), nil
 }
+
+// healthCheck is one gRPC health check (for the benchmark's floor loop).
+func healthCheck(ctx context.Context, conn *grpc.ClientConn) error {
+	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	if err == nil && resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		err = fmt.Errorf("health status %s", resp.GetStatus())
+	}
+	return err
+}
+
+func grpcInsecure() grpc.DialOption {
+	return grpc.WithTransportCredentials(insecure.NewCredentials())
+}
