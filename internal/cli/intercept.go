@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/meshexp/meshexp/internal/bootstrap"
 	"github.com/meshexp/meshexp/internal/config"
 	"github.com/meshexp/meshexp/internal/netfilter"
 )
@@ -69,7 +70,7 @@ func (f *interceptFlags) plan(g *globals, cmd *cobra.Command, dryRun bool) (*net
 		}
 	}
 	var probs config.Problems
-	o := interceptOptions(c)
+	o := bootstrap.InterceptOptions(c)
 	for _, s := range exempt {
 		if s = strings.TrimSpace(s); s == "" {
 			continue
@@ -95,31 +96,6 @@ func (f *interceptFlags) plan(g *globals, cmd *cobra.Command, dryRun bool) (*net
 		return nil, &UsageError{Err: err}
 	}
 	return netfilter.Plan(o)
-}
-
-// interceptOptions maps the shared configuration onto the rules' options.
-func interceptOptions(c *config.Config) netfilter.Options {
-	ranges := func(rs []config.PortRange) []netfilter.PortRange {
-		out := make([]netfilter.PortRange, len(rs))
-		for i, r := range rs {
-			out[i] = netfilter.PortRange{From: r.From, To: r.To}
-		}
-		return out
-	}
-	return netfilter.Options{
-		InboundPort:         c.Proxy.InboundPort,
-		OutboundPort:        c.Proxy.OutboundPort,
-		AdminPort:           c.Proxy.AdminPort,
-		ControlPort:         c.Proxy.ControlPort,
-		ProxyUID:            c.Proxy.User.UID,
-		SkipInboundPorts:    ranges(c.Intercept.SkipInboundPorts),
-		SkipOutboundPorts:   ranges(c.Intercept.SkipOutboundPorts),
-		SkipOutboundSubnets: c.Intercept.SkipOutboundSubnets,
-		InboundPorts:        ranges(c.Intercept.InboundPorts),
-		ControlMark:         c.Intercept.ControlMark,
-		IPv6:                netfilter.IPv6Mode(c.Intercept.IPv6),
-		Backend:             netfilter.Backend(c.Intercept.Backend),
-	}
 }
 
 func newInterceptInstallCmd(g *globals) *cobra.Command {
