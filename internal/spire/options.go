@@ -23,7 +23,7 @@ const (
 	// (linkerd2 charts/partials/templates/proxy.tpl, runAsUser 2102).
 	DefaultProxyUID   = 2102
 	DefaultDataDir    = "/var/lib/meshexp/spire"
-	DefaultSocketPath = "/run/meshexp/spire/api.sock"
+	DefaultSocketPath = "/run/meshexp/spire/public/api.sock"
 	// DefaultExistingSocketPath is SPIRE's own default Workload API socket
 	// (spire cmd/spire-agent/cli/common DefaultSocketPath), where an agent
 	// that meshexp did not start most likely listens; the demo used it too.
@@ -72,7 +72,7 @@ type Options struct {
 	// state (server/ and agent/ below it).
 	DataDir string
 	// SocketPath is the agent's Workload API socket, what the proxy uses.
-	// Default /run/meshexp/spire/api.sock (existing mode: SPIRE's default,
+	// Default /run/meshexp/spire/public/api.sock (existing mode: SPIRE's default,
 	// /tmp/spire-agent/public/api.sock). Its directory is created 0755 so
 	// the proxy uid can connect; the entry's selector decides who gets
 	// which SVID.
@@ -212,8 +212,12 @@ type OptionError struct {
 	Fix    string
 }
 
-func (e *OptionError) Error() string {
-	msg := "spire: " + e.Option
+func (e *OptionError) Error() string { return "spire: " + e.Describe(e.Option) }
+
+// Describe is the error's message with the option called name, so a
+// command can name its own flag ("--spire-socket") instead of the field.
+func (e *OptionError) Describe(name string) string {
+	msg := name
 	if e.Value != "" {
 		msg += fmt.Sprintf(" %q", e.Value)
 	}

@@ -133,7 +133,7 @@ func (o Options) validateValues() []error {
 	if o.Mode != ModeExisting {
 		l := o.layout()
 		if within(o.SocketPath, l.serverDir) || within(o.SocketPath, l.agentDir) {
-			bad("SocketPath", o.SocketPath, "put the Workload API socket outside DataDir, e.g. /run/meshexp/spire/api.sock", "inside SPIRE's private state directory %s, which the proxy uid cannot enter", o.DataDir)
+			bad("SocketPath", o.SocketPath, "put the Workload API socket outside DataDir, e.g. /run/meshexp/spire/public/api.sock", "inside SPIRE's private state directory %s, which the proxy uid cannot enter", o.DataDir)
 		}
 	}
 	return errs
