@@ -18,6 +18,7 @@ import (
 )
 
 func TestEmbeddedModeWithTheRootAnchorIssuesTheProxyUIDAVerifiedSVID(t *testing.T) {
+	t.Parallel()
 	bin := requireSPIRE(t)
 	opts, dir := embeddedOptions(t, bin)
 	logger, logs := testLogger(t)
@@ -81,9 +82,14 @@ func TestEmbeddedModeWithTheRootAnchorIssuesTheProxyUIDAVerifiedSVID(t *testing.
 	})
 	t.Run("no join token or key material in command lines, environments or logs", func(t *testing.T) {
 		secrets := secretNeedles(t, token, filepath.Join(dir, "ca.key"))
+		self, _ := os.Executable()
 		for _, h := range hits {
-			for _, s := range secrets {
-				if bytes.Contains(h.data, []byte(s)) {
+			// The PEM marker is searched for in this test's processes only
+			// (SPIRE's, this binary and its re-executed fetchers); the
+			// token and the key's bytes, which are unique, everywhere.
+			ours := h.exe == self || strings.HasPrefix(h.exe, bin+"/")
+			for i, s := range secrets {
+				if (ours || i != 1) && bytes.Contains(h.data, []byte(s)) {
 					t.Errorf("%s of pid %d (%s) contains a secret", h.file, h.pid, h.exe)
 				}
 			}
@@ -108,6 +114,7 @@ func TestEmbeddedModeWithTheRootAnchorIssuesTheProxyUIDAVerifiedSVID(t *testing.
 }
 
 func TestEmbeddedModeWithAnIntermediateKeepsTheRootKeyOffTheHost(t *testing.T) {
+	t.Parallel()
 	bin := requireSPIRE(t)
 	opts, dir := embeddedOptions(t, bin)
 	root, err := trust.LoadKeyPair(opts.TrustAnchorPath, opts.UpstreamKeyPath)
@@ -136,6 +143,7 @@ func TestEmbeddedModeWithAnIntermediateKeepsTheRootKeyOffTheHost(t *testing.T) {
 }
 
 func TestAKilledAgentIsRestartedAndTheIdentityRecovers(t *testing.T) {
+	t.Parallel()
 	bin := requireSPIRE(t)
 	opts, _ := embeddedOptions(t, bin)
 	logger, _ := testLogger(t)
@@ -159,6 +167,7 @@ func TestAKilledAgentIsRestartedAndTheIdentityRecovers(t *testing.T) {
 }
 
 func TestEmbeddedModeStartsAgainAfterACrashLeftStateAndSockets(t *testing.T) {
+	t.Parallel()
 	bin := requireSPIRE(t)
 	opts, _ := embeddedOptions(t, bin)
 	logger, _ := testLogger(t)
@@ -186,6 +195,7 @@ func TestEmbeddedModeStartsAgainAfterACrashLeftStateAndSockets(t *testing.T) {
 }
 
 func TestStopEndsEverySPIREProcess(t *testing.T) {
+	t.Parallel()
 	bin := requireSPIRE(t)
 	opts, dir := embeddedOptions(t, bin)
 	logger, _ := testLogger(t)

@@ -108,6 +108,7 @@ func intercept(t *testing.T, ns *netns.NS, exempt []netip.AddrPort) {
 }
 
 func TestExternalModeAcrossNamespacesWithInterceptionInstalled(t *testing.T) {
+	t.Parallel()
 	bin := requireSPIRE(t)
 	p := netns.NewPair(t)
 	logger, _ := testLogger(t)

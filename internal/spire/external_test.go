@@ -91,6 +91,7 @@ func (r *recorder) assertAllGone(t *testing.T) {
 }
 
 func TestExternalModeJoinsAServerWithATokenFromAFile(t *testing.T) {
+	t.Parallel()
 	bin := requireSPIRE(t)
 	_, server := testServer(t, bin, nil)
 	opts, dir := externalOptions(t, bin, server)
@@ -107,6 +108,7 @@ func TestExternalModeJoinsAServerWithATokenFromAFile(t *testing.T) {
 }
 
 func TestExistingModeUsesAnAgentStartedElsewhere(t *testing.T) {
+	t.Parallel()
 	bin := requireSPIRE(t)
 	running, server := testServer(t, bin, nil)
 	logger, _ := testLogger(t)
@@ -148,6 +150,7 @@ func failing(t *testing.T, opts Options, dir string) error {
 }
 
 func TestFailuresAreClearAndLeaveNoProcess(t *testing.T) {
+	t.Parallel()
 	bin := requireSPIRE(t)
 	_, server := testServer(t, bin, nil)
 
