@@ -61,3 +61,18 @@ func SPIREOptions(c *config.Config) spire.Options {
 		X509PopKeyPath:     c.SPIRE.X509PopKey,
 	}
 }
+
+// DualStack says whether the proxy must listen on IPv6 too: whenever
+// interception redirects IPv6 ("on", or "auto" on a host with IPv6).
+func DualStack(c *config.Config) bool {
+	if !c.Intercept.Enabled {
+		return false
+	}
+	switch c.Intercept.IPv6 {
+	case "on":
+		return true
+	case "auto":
+		return netfilter.HostIPv6() == nil
+	}
+	return false
+}

@@ -41,7 +41,7 @@ func NewPlan(c *config.Config) (*Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bootstrap: reading trust anchor: %w", err)
 	}
-	env, err := proxyenv.Render(c, anchors)
+	env, err := proxyenv.Render(c, anchors, DualStack(c))
 	if err != nil {
 		return nil, err
 	}

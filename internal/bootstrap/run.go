@@ -28,7 +28,7 @@ func Run(ctx context.Context, c *config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("bootstrap: reading trust anchor: %w", err)
 	}
-	env, err := proxyenv.Render(c, anchors)
+	env, err := proxyenv.Render(c, anchors, DualStack(c))
 	if err != nil {
 		return err
 	}

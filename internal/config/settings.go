@@ -24,10 +24,12 @@ const (
 	defaultSkipPorts = "4567,4568"
 	// DefaultControlMark is the packet mark meshexp puts on its own control
 	// connections (Kubernetes API, DNS upstreams) so interception lets them
-	// through. It sits clear of kube-proxy (0x4000, 0x8000), Calico
-	// (0xffff0000), Cilium (0x0f00), Istio (1337) and Tailscale
-	// (0x40000, 0x80000, 0xff0000).
-	DefaultControlMark = "0x2102000"
+	// through. 0x1000 sits in the 0xf000 range Cilium leaves to Kubernetes,
+	// where kube-proxy uses only 0x4000/0x8000, and clear of CNI portmap's
+	// and netavark's 0x2000, Calico (0xffff0000), Tailscale (0xff0000),
+	// Istio (0xfff), Cilium (0x0f00) and wg-quick (0xca6c). It must equal
+	// netfilter.DefaultControlMark (a test checks).
+	DefaultControlMark = "0x1000"
 )
 
 func init() {

@@ -55,3 +55,6 @@ func ControlDialer(mark uint32) *net.Dialer { return &net.Dialer{Control: Contro
 
 // OriginalDst fails off Linux.
 func OriginalDst(*net.TCPConn) (netip.AddrPort, error) { return netip.AddrPort{}, errNotLinux }
+
+// HostIPv6 reports IPv6 as unusable off Linux.
+func HostIPv6() error { return errNotLinux }

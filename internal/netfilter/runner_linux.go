@@ -268,6 +268,10 @@ func (r *Runner) run(ctx context.Context, name string, stdin []byte, args ...str
 	return stdout.Bytes(), nil
 }
 
+// HostIPv6 returns why this network namespace cannot use IPv6, or nil:
+// what IPv6 "auto" decides by.
+func HostIPv6() error { return hostIPv6() }
+
 // hostIPv6 returns why the host cannot use IPv6, or nil.
 func hostIPv6() error {
 	// thread-self: /proc/net follows the main thread's namespace, which

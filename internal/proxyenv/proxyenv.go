@@ -22,8 +22,11 @@ type Var struct {
 }
 
 // Render returns the proxy's environment in a fixed order. trustAnchorsPEM
-// is the content of the trust anchor file (ca.crt).
-func Render(c *config.Config, trustAnchorsPEM []byte) ([]Var, error) {
+// is the content of the trust anchor file (ca.crt). dualStack makes the
+// proxy listen on IPv6 as well, as Linkerd's chart does when IPv6 is enabled
+// (charts/partials/templates/_proxy.tpl): it must be true whenever IPv6
+// traffic is redirected to the proxy, or those connections are refused.
+func Render(c *config.Config, trustAnchorsPEM []byte, dualStack bool) ([]Var, error) {
 	policyWorkload, err := json.Marshal(struct {
 		NS               string `json:"ns"`
 		ExternalWorkload string `json:"external_workload"`
@@ -47,7 +50,11 @@ func Render(c *config.Config, trustAnchorsPEM []byte) ([]Var, error) {
 	}
 	p := c.Proxy
 	nets := joinPrefixes(p.ClusterNetworks)
-	return []Var{
+	any, outbound := "0.0.0.0", fmt.Sprintf("127.0.0.1:%d", p.OutboundPort)
+	if dualStack {
+		any = "[::]"
+	}
+	vars := []Var{
 		{"LINKERD2_PROXY_LOG", p.LogLevel},
 		{"LINKERD2_PROXY_LOG_FORMAT", p.LogFormat},
 		{"LINKERD2_PROXY_DESTINATION_SVC_ADDR", c.DestinationAddr},
@@ -67,10 +74,10 @@ func Render(c *config.Config, trustAnchorsPEM []byte) ([]Var, error) {
 		{"LINKERD2_PROXY_OUTBOUND_CONNECT_TIMEOUT", "1000ms"},
 		{"LINKERD2_PROXY_OUTBOUND_DISCOVERY_IDLE_TIMEOUT", "5s"},
 		{"LINKERD2_PROXY_INBOUND_DISCOVERY_IDLE_TIMEOUT", "90s"},
-		{"LINKERD2_PROXY_CONTROL_LISTEN_ADDR", fmt.Sprintf("0.0.0.0:%d", p.ControlPort)},
-		{"LINKERD2_PROXY_ADMIN_LISTEN_ADDR", fmt.Sprintf("0.0.0.0:%d", p.AdminPort)},
-		{"LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR", fmt.Sprintf("127.0.0.1:%d", p.OutboundPort)},
-		{"LINKERD2_PROXY_INBOUND_LISTEN_ADDR", fmt.Sprintf("0.0.0.0:%d", p.InboundPort)},
+		{"LINKERD2_PROXY_CONTROL_LISTEN_ADDR", fmt.Sprintf("%s:%d", any, p.ControlPort)},
+		{"LINKERD2_PROXY_ADMIN_LISTEN_ADDR", fmt.Sprintf("%s:%d", any, p.AdminPort)},
+		{"LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR", outbound},
+		{"LINKERD2_PROXY_INBOUND_LISTEN_ADDR", fmt.Sprintf("%s:%d", any, p.InboundPort)},
 		{"LINKERD2_PROXY_INBOUND_PORTS", ""},
 		{"LINKERD2_PROXY_INBOUND_ACCEPT_KEEPALIVE", "10000ms"},
 		{"LINKERD2_PROXY_OUTBOUND_CONNECT_KEEPALIVE", "10000ms"},
@@ -82,7 +89,12 @@ func Render(c *config.Config, trustAnchorsPEM []byte) ([]Var, error) {
 		{"LINKERD2_PROXY_IDENTITY_SPIRE_SOCKET", "unix://" + c.SPIRE.SocketPath},
 		{"LINKERD2_PROXY_IDENTITY_SERVER_ID", c.SPIFFEID()},
 		{"LINKERD2_PROXY_IDENTITY_SERVER_NAME", c.ServerName()},
-	}, nil
+	}
+	if dualStack {
+		// Proxies that know the plural read it instead of the singular.
+		vars = append(vars, Var{"LINKERD2_PROXY_OUTBOUND_LISTEN_ADDRS", fmt.Sprintf("%s,[::1]:%d", outbound, p.OutboundPort)})
+	}
+	return vars, nil
 }
 
 // Environ turns vars into "NAME=value" strings for exec.Cmd.Env.

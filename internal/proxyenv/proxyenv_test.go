@@ -52,7 +52,7 @@ func golden(t *testing.T, name string, vars []proxyenv.Var) {
 }
 
 func TestDefaultEnvironmentMatchesTheDemo(t *testing.T) {
-	vars, err := proxyenv.Render(load(t, nil, nil), []byte(anchorPEM))
+	vars, err := proxyenv.Render(load(t, nil, nil), []byte(anchorPEM), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func TestDefaultEnvironmentMatchesTheDemo(t *testing.T) {
 func TestCustomisedEnvironment(t *testing.T) {
 	c := load(t, []string{"--control-plane-namespace", "mesh", "--cluster-domain", "corp.example", "--inbound-port", "5143",
 		"--opaque-ports", "3306,9000-9010", "--cluster-networks", "10.8.0.0/16,fd10::/64", "--spire-socket", "/run/spire/api.sock"}, nil)
-	vars, err := proxyenv.Render(c, []byte(anchorPEM))
+	vars, err := proxyenv.Render(c, []byte(anchorPEM), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestJSONValuesAreEncodedNotPasted(t *testing.T) {
 	// depend on that: render a config whose names would break pasted JSON.
 	c := load(t, nil, nil)
 	c.WorkloadName, c.NodeName = `we"b`, `vm\1`
-	vars, err := proxyenv.Render(c, []byte(anchorPEM))
+	vars, err := proxyenv.Render(c, []byte(anchorPEM), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestJSONValuesAreEncodedNotPasted(t *testing.T) {
 }
 
 func TestEmptyTrustAnchorsAreRefused(t *testing.T) {
-	if _, err := proxyenv.Render(load(t, nil, nil), []byte("  \n")); err == nil {
+	if _, err := proxyenv.Render(load(t, nil, nil), []byte("  \n"), false); err == nil {
 		t.Fatal("rendered an environment the proxy would refuse")
 	}
 }

@@ -1,0 +1,422 @@
+//go:build linux
+
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/meshexp/meshexp/internal/spire"
+	"github.com/meshexp/meshexp/internal/testutil/netns"
+	"github.com/meshexp/meshexp/internal/testutil/standin"
+	"github.com/meshexp/meshexp/internal/trust"
+)
+
+// binaries are built once per test binary into a world-readable directory,
+// so the proxy uid and the workload uid can execute them.
+var bins struct {
+	once                         sync.Once
+	err                          error
+	dir, meshexp, proxy, workload string
+}
+
+func TestMain(m *testing.M) {
+	code := func() int {
+		defer func() {
+			if bins.dir != "" {
+				os.RemoveAll(bins.dir)
+			}
+		}()
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+func build(t *testing.T) {
+	t.Helper()
+	bins.once.Do(func() {
+		dir, err := os.MkdirTemp("", "mx-e2e-bin-")
+		if err != nil {
+			bins.err = err
+			return
+		}
+		bins.dir = dir
+		if bins.err = os.Chmod(dir, 0o755); bins.err != nil {
+			return
+		}
+		for _, b := range []struct{ out, pkg string }{
+			{"meshexp", "github.com/meshexp/meshexp/cmd/meshexp"},
+			{"workload", "github.com/meshexp/meshexp/test/workload"},
+		} {
+			cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b.out), b.pkg)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				bins.err = fmt.Errorf("building %s: %v\n%s", b.pkg, err, out)
+				return
+			}
+		}
+		bins.meshexp = filepath.Join(dir, "meshexp")
+		bins.workload = filepath.Join(dir, "workload")
+	})
+	if bins.err != nil {
+		t.Fatal(bins.err)
+	}
+	bins.proxy = standin.Build(t)
+}
+
+// requirements skips (or, in CI, fails) without root and SPIRE.
+func requirements(t *testing.T) string {
+	t.Helper()
+	required := os.Getenv("MESHEXP_REQUIRE_SPIRE") != ""
+	if os.Geteuid() != 0 {
+		if required {
+			t.Fatal("MESHEXP_REQUIRE_SPIRE is set but the test is not running as root")
+		}
+		t.Skip("skipped: end-to-end tests need root (network namespaces, rules, uids)")
+	}
+	dir := os.Getenv("MESHEXP_SPIRE_BIN_DIR")
+	if _, err := os.Stat(filepath.Join(dir, "spire-server")); dir == "" || err != nil {
+		msg := "SPIRE binaries not found: run hack/install-spire.sh and set MESHEXP_SPIRE_BIN_DIR"
+		if required {
+			t.Fatal(msg + "; MESHEXP_REQUIRE_SPIRE is set")
+		}
+		t.Skip("skipped: " + msg)
+	}
+	return dir
+}
+
+// host is one `meshexp bootstrap` run in the namespace of a pair.
+type host struct {
+	t      *testing.T
+	pair   *netns.Pair
+	base   string // every file of the run lives below it
+	env    []string
+	cmd    *exec.Cmd
+	logs   *syncBuffer
+	exited chan struct{}
+	status int
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// newHost prepares a run: a namespace pair, a trust anchor and the
+// environment of the demo's podman line plus meshexp's test settings.
+func newHost(t *testing.T, extraEnv ...string) *host {
+	t.Helper()
+	spireBin := requirements(t)
+	build(t)
+	// Short base path: SPIRE's unix sockets live below it.
+	base, err := os.MkdirTemp("/tmp", "mxe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	if err := os.Chmod(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	certs := filepath.Join(base, "certs")
+	if err := os.Mkdir(certs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	root, err := trust.NewRoot(trust.DefaultTrustDomain, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := root.WriteFiles(filepath.Join(certs, "ca.crt"), filepath.Join(certs, "ca.key")); err != nil {
+		t.Fatal(err)
+	}
+	h := &host{t: t, pair: netns.NewPair(t), base: base, logs: &syncBuffer{}}
+	h.env = append([]string{
+		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"WORKLOAD_NAME=web", "WORKLOAD_NAMESPACE=e2e", "NODE_NAME=vm-1",
+		"MESHEXP_TRUST_ANCHOR_DIR=" + certs,
+		"MESHEXP_SPIRE_MODE=embedded",
+		"MESHEXP_SPIRE_BIN_DIR=" + spireBin,
+		"MESHEXP_SPIRE_DATA_DIR=" + filepath.Join(base, "spire"),
+		"MESHEXP_SPIRE_SOCKET=" + filepath.Join(base, "run", "api.sock"),
+		"MESHEXP_PROXY_BIN=" + bins.proxy,
+		"MESHEXP_WORKLOAD=" + bins.workload,
+		"MESHEXP_WORKLOAD_USER=65534:65534",
+		"MESHEXP_SHUTDOWN_GRACE=3s",
+		"MESHEXP_TEST_SPIRE_SOCKET=" + filepath.Join(base, "run", "api.sock"),
+		"WORKLOAD_LISTEN=:8000",
+	}, extraEnv...)
+	t.Cleanup(func() {
+		if h.cmd != nil && h.cmd.Process != nil {
+			select {
+			case <-h.exited:
+			default:
+				h.cmd.Process.Kill()
+				<-h.exited
+			}
+		}
+		if t.Failed() {
+			t.Logf("meshexp output:\n%s", h.logs.String())
+		}
+	})
+	return h
+}
+
+// start runs `meshexp bootstrap` (with wrapper, e.g. unshare, in front)
+// and waits until the workload answers.
+func (h *host) start(wrapper ...string) {
+	h.t.Helper()
+	args := append(append([]string{}, wrapper...), bins.meshexp, "--log-format", "json", "bootstrap")
+	h.cmd = h.pair.NS.Command(context.Background(), args[0], args[1:]...)
+	h.cmd.Env = h.env
+	h.cmd.Stdout, h.cmd.Stderr = h.logs, h.logs
+	h.exited = make(chan struct{})
+	if err := h.cmd.Start(); err != nil {
+		h.t.Fatal(err)
+	}
+	go func() {
+		err := h.cmd.Wait()
+		h.status = exitStatus(err)
+		close(h.exited)
+	}()
+	h.waitFor("the workload to answer on :8000", 120*time.Second, func() error {
+		_, err := h.get("http://127.0.0.1:8000/whoami")
+		return err
+	})
+}
+
+func exitStatus(err error) int {
+	if err == nil {
+		return 0
+	}
+	if ee, ok := err.(*exec.ExitError); ok {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal())
+		}
+		return ee.ExitCode()
+	}
+	return -1
+}
+
+// waitFor polls f until it succeeds, meshexp exits, or the deadline passes.
+func (h *host) waitFor(what string, d time.Duration, f func() error) {
+	h.t.Helper()
+	deadline := time.Now().Add(d)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = f(); err == nil {
+			return
+		}
+		select {
+		case <-h.exited:
+			h.t.Fatalf("meshexp exited with status %d while waiting for %s (last error: %v)", h.status, what, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	h.t.Fatalf("waited %s for %s: %v", d, what, err)
+}
+
+// wait waits for meshexp to exit and returns its status.
+func (h *host) wait(d time.Duration) int {
+	h.t.Helper()
+	select {
+	case <-h.exited:
+		return h.status
+	case <-time.After(d):
+		h.t.Fatalf("meshexp did not exit within %s", d)
+		return -1
+	}
+}
+
+// get fetches url from inside the host namespace, as root.
+func (h *host) get(url string) (string, error) { return getIn(h.pair.NS, url) }
+
+func getIn(ns *netns.NS, url string) (string, error) {
+	var body string
+	err := ns.Do(func() error {
+		conn, err := dialURL(url)
+		if err != nil {
+			return err
+		}
+		b, err := httpOver(conn, url)
+		body = b
+		return err
+	})
+	return body, err
+}
+
+// dialURL opens the connection on the calling (namespaced) thread; the HTTP
+// exchange can then run anywhere.
+func dialURL(url string) (net.Conn, error) {
+	hostport := strings.TrimPrefix(url, "http://")
+	if i := strings.IndexByte(hostport, '/'); i >= 0 {
+		hostport = hostport[:i]
+	}
+	return net.DialTimeout("tcp", hostport, 3*time.Second)
+}
+
+func httpOver(conn net.Conn, url string) (string, error) {
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	req.Close = true
+	if err := req.Write(conn); err != nil {
+		return "", err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return string(b), fmt.Errorf("%s: %s: %s", url, resp.Status, b)
+	}
+	return string(b), err
+}
+
+// signal sends sig to meshexp (the first process of the command).
+func (h *host) signal(sig syscall.Signal) {
+	h.t.Helper()
+	if err := h.cmd.Process.Signal(sig); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// logMessages returns the msg field of each JSON log line of meshexp itself
+// (children's lines carry a "child" attribute and are left out).
+func (h *host) logMessages() []string {
+	var out []string
+	for _, line := range strings.Split(h.logs.String(), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) != nil {
+			continue
+		}
+		if _, child := rec["child"]; child {
+			continue
+		}
+		if m, ok := rec["msg"].(string); ok {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// processesOf lists live processes whose command line mentions the run's
+// base directory or binaries: meshexp's children and their children.
+func (h *host) processesOf() []string {
+	var out []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		cl := strings.ReplaceAll(string(cmdline), "\x00", " ")
+		if strings.Contains(cl, h.base) || strings.Contains(cl, bins.proxy) || (strings.Contains(cl, bins.dir) && h.cmd != nil && pid != h.cmd.Process.Pid) {
+			state := procState(pid)
+			out = append(out, fmt.Sprintf("%d (%s) %s", pid, state, cl))
+		}
+	}
+	return out
+}
+
+func procState(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return "?"
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "State:") {
+			return strings.TrimSpace(strings.TrimPrefix(l, "State:"))
+		}
+	}
+	return "?"
+}
+
+// pidOf finds the live process whose command line contains needle; a
+// needle starting with NUL must match the start of the command line.
+func (h *host) pidOf(needle string) int {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		cl := strings.ReplaceAll(string(cmdline), "\x00", " ")
+		match := strings.Contains(cl, needle)
+		if rest, anchored := strings.CutPrefix(needle, "\x00"); anchored {
+			match = strings.HasPrefix(cl, rest)
+		}
+		if match && !strings.HasPrefix(procState(pid), "Z") {
+			return pid
+		}
+	}
+	return 0
+}
+
+// natRules returns the nat table of the host namespace (IPv4 and IPv6).
+func (h *host) natRules() string {
+	var out string
+	for _, save := range []string{"iptables-save", "ip6tables-save"} {
+		o, _ := h.pair.NS.Command(context.Background(), save, "-t", "nat").CombinedOutput()
+		out += string(o)
+	}
+	return out
+}
+
+// assertClean checks that no child process and no meshexp rule is left.
+func (h *host) assertClean() {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		left := h.processesOf()
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			h.t.Errorf("processes left behind:\n%s", strings.Join(left, "\n"))
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if rules := h.natRules(); strings.Contains(rules, "PROXY_INIT") {
+		h.t.Errorf("interception rules left behind:\n%s", rules)
+	}
+}
+
+// fetchAsProxy asks the Workload API for the workload's SVID as the proxy's
+// uid, the way meshexp verifies it, and returns the fetcher's output.
+func (h *host) fetchAsProxy(timeout time.Duration) (string, error) {
+	args := append(append([]string{}, spire.FetcherArgs...), "-socket", filepath.Join(h.base, "run", "api.sock"),
+		"-id", "spiffe://root.linkerd.cluster.local/web", "-timeout", timeout.String())
+	// A unix socket is reached by path from any network namespace, and
+	// `ip netns exec` cannot run as a non-root uid.
+	cmd := exec.Command(bins.meshexp, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 2102, Gid: 2102, Groups: []uint32{}}}
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
