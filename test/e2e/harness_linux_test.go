@@ -30,8 +30,8 @@ import (
 // binaries are built once per test binary into a world-readable directory,
 // so the proxy uid and the workload uid can execute them.
 var bins struct {
-	once                         sync.Once
-	err                          error
+	once                          sync.Once
+	err                           error
 	dir, meshexp, proxy, workload string
 }
 
@@ -116,8 +116,12 @@ type syncBuffer struct {
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // newHost prepares a run: a namespace pair, a trust anchor and the
 // environment of the demo's podman line plus meshexp's test settings.

@@ -110,4 +110,3 @@ func WriteDir(t testing.TB, certPEM, keyPEM []byte) string {
 	}
 	return dir
 }
-
