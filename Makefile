@@ -15,6 +15,10 @@ build:
 test:
 	bash hack/test.sh
 
+# The bootstrap end to end in a throwaway network namespace (root).
+demo:
+	bash hack/demo.sh
+
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...

@@ -3,7 +3,7 @@
 # Idempotent: packages already present are skipped without touching apt.
 set -euo pipefail
 
-pkgs=(iptables nftables iproute2 dnsmasq-base dnsperf procps openssl util-linux)
+pkgs=(iptables nftables iproute2 dnsmasq-base dnsperf procps openssl util-linux curl)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
