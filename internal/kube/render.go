@@ -1,0 +1,186 @@
+package kube
+
+import (
+	"bytes"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	"sigs.k8s.io/yaml"
+)
+
+// ExternalWorkloadGVR is the resource meshexp writes. v1beta1 is the stored
+// version of Linkerd's CRD (charts/linkerd-crds/templates/workload/
+// external-workload.yaml) and the one whose status is a subresource.
+var ExternalWorkloadGVR = schema.GroupVersionResource{
+	Group:    "workload.linkerd.io",
+	Version:  "v1beta1",
+	Resource: "externalworkloads",
+}
+
+// ExternalWorkload is the subset of Linkerd's ExternalWorkload that meshexp
+// writes, shaped as a server-side apply configuration: every field is
+// optional so that an apply names only the fields meshexp owns. The Go types
+// in linkerd2 (controller/gen/apis/externalworkload/v1beta1) are not
+// imported to keep Linkerd's dependency graph out of meshexp.
+type ExternalWorkload struct {
+	APIVersion string                  `json:"apiVersion"`
+	Kind       string                  `json:"kind"`
+	Metadata   ObjectMeta              `json:"metadata"`
+	Spec       *ExternalWorkloadSpec   `json:"spec,omitempty"`
+	Status     *ExternalWorkloadStatus `json:"status,omitempty"`
+}
+
+// ObjectMeta is the part of metadata meshexp sets.
+type ObjectMeta struct {
+	Name            string            `json:"name"`
+	Namespace       string            `json:"namespace,omitempty"`
+	Labels          map[string]string `json:"labels,omitempty"`
+	ResourceVersion string            `json:"resourceVersion,omitempty"`
+}
+
+// ExternalWorkloadSpec mirrors spec in the CRD's v1beta1 schema.
+type ExternalWorkloadSpec struct {
+	MeshTLS     MeshTLS      `json:"meshTLS"`
+	Ports       []PortSpec   `json:"ports,omitempty"`
+	WorkloadIPs []WorkloadIP `json:"workloadIPs,omitempty"`
+}
+
+// MeshTLS carries what peers verify: the certificate's identity and the SNI.
+type MeshTLS struct {
+	Identity   string `json:"identity"`
+	ServerName string `json:"serverName"`
+}
+
+// PortSpec is one entry of spec.ports.
+type PortSpec struct {
+	Name     string `json:"name,omitempty"`
+	Port     int32  `json:"port"`
+	Protocol string `json:"protocol,omitempty"`
+}
+
+// WorkloadIP is one entry of spec.workloadIPs.
+type WorkloadIP struct {
+	IP string `json:"ip"`
+}
+
+// ExternalWorkloadStatus mirrors status in the CRD.
+type ExternalWorkloadStatus struct {
+	Conditions []Condition `json:"conditions,omitempty"`
+}
+
+// Condition is one entry of status.conditions. lastProbeTime is left out on
+// purpose: writing it on every probe would turn each probe into an API write.
+type Condition struct {
+	Type               string       `json:"type"`
+	Status             string       `json:"status"`
+	LastTransitionTime *metav1.Time `json:"lastTransitionTime,omitempty"`
+	Reason             string       `json:"reason,omitempty"`
+	Message            string       `json:"message,omitempty"`
+}
+
+// ConditionReady is the condition type Linkerd's destination controller
+// reads to mark the workload's endpoints ready (linkerd2
+// controller/api/destination/external-workload/).
+const ConditionReady = "Ready"
+
+// ReadyCondition returns the Ready condition from conds, or nil.
+func ReadyCondition(conds []Condition) *Condition {
+	for i := range conds {
+		if conds[i].Type == ConditionReady {
+			return &conds[i]
+		}
+	}
+	return nil
+}
+
+// labels returns the ExternalWorkload's labels: the demo's three (app,
+// location, workload_name) and w.Labels, which may override app and location.
+func (w *Workload) labels() map[string]string {
+	l := map[string]string{LabelApp: w.Name, LabelLocation: "vm"}
+	for k, v := range w.Labels {
+		l[k] = v
+	}
+	l[LabelWorkloadName] = w.Name
+	return l
+}
+
+// RenderExternalWorkload returns the ExternalWorkload for w, without status.
+func RenderExternalWorkload(w *Workload) *ExternalWorkload {
+	spec := &ExternalWorkloadSpec{
+		MeshTLS: MeshTLS{Identity: w.Identity, ServerName: w.ServerName},
+	}
+	for _, p := range w.Ports {
+		spec.Ports = append(spec.Ports, PortSpec(p))
+	}
+	for _, ip := range w.IPs {
+		spec.WorkloadIPs = append(spec.WorkloadIPs, WorkloadIP{IP: ip.Unmap().String()})
+	}
+	return &ExternalWorkload{
+		APIVersion: ExternalWorkloadGVR.GroupVersion().String(),
+		Kind:       "ExternalWorkload",
+		Metadata:   ObjectMeta{Name: w.Name, Namespace: w.Namespace, Labels: w.labels()},
+		Spec:       spec,
+	}
+}
+
+// renderStatus returns the apply configuration that sets only the Ready
+// condition through the status subresource.
+func renderStatus(w *Workload, c Condition) *ExternalWorkload {
+	return &ExternalWorkload{
+		APIVersion: ExternalWorkloadGVR.GroupVersion().String(),
+		Kind:       "ExternalWorkload",
+		Metadata:   ObjectMeta{Name: w.Name, Namespace: w.Namespace},
+		Status:     &ExternalWorkloadStatus{Conditions: []Condition{c}},
+	}
+}
+
+// RenderService returns the ClusterIP Service that selects w's
+// ExternalWorkload: selector workload_name=NAME, and one port per workload
+// port whose targetPort is the port's name, because Linkerd only matches
+// named ports declared on the ExternalWorkload. The proxy's own port
+// (linkerd-proxy) is not a service port.
+func RenderService(w *Workload) *corev1ac.ServiceApplyConfiguration {
+	spec := corev1ac.ServiceSpec().
+		WithType(corev1.ServiceTypeClusterIP).
+		WithSelector(map[string]string{LabelWorkloadName: w.Name})
+	for i, p := range w.Ports {
+		if p.Name == proxyPortName {
+			continue
+		}
+		port := p.Port
+		if i == 0 && w.ServicePort != 0 {
+			port = w.ServicePort
+		}
+		spec.WithPorts(corev1ac.ServicePort().
+			WithName(p.Name).
+			WithPort(port).
+			WithProtocol(corev1.Protocol(p.Protocol)).
+			WithTargetPort(intstr.FromString(p.Name)))
+	}
+	return corev1ac.Service(w.Name, w.Namespace).
+		WithLabels(map[string]string{LabelWorkloadName: w.Name}).
+		WithSpec(spec)
+}
+
+// RenderYAML writes the ExternalWorkload and its Service as a YAML stream
+// for users who apply manifests through GitOps instead of meshexp.
+func RenderYAML(w *Workload) ([]byte, error) {
+	return marshalDocs(RenderExternalWorkload(w), RenderService(w))
+}
+
+func marshalDocs(objs ...any) ([]byte, error) {
+	var buf bytes.Buffer
+	for _, o := range objs {
+		b, err := yaml.Marshal(o)
+		if err != nil {
+			return nil, fmt.Errorf("render %T as YAML: %w", o, err)
+		}
+		buf.WriteString("---\n")
+		buf.Write(b)
+	}
+	return buf.Bytes(), nil
+}
