@@ -3,7 +3,7 @@ GO ?= go
 BIN := bin/meshexp
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build test lint demo bench clean
+.PHONY: all build test lint demo bench bench-bootstrap bench-intercept clean
 
 all: build
 
@@ -18,6 +18,16 @@ test:
 # The bootstrap end to end in a throwaway network namespace (root).
 demo:
 	bash hack/demo.sh
+
+# Side-by-side benchmarks (root): each prints meshexp's figures next to what
+# it replaces; the README reports the ratios.
+bench: bench-bootstrap bench-intercept
+
+bench-bootstrap:
+	MESHEXP_SPIRE_BIN_DIR=$$(bash hack/install-spire.sh) $(GO) test -run '^$$' -bench StartToProxyReady -benchtime 3x ./test/e2e
+
+bench-intercept:
+	$(GO) test -run '^$$' -bench Install ./internal/netfilter
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

@@ -47,7 +47,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func build(t *testing.T) {
+func build(t testing.TB) {
 	t.Helper()
 	bins.once.Do(func() {
 		dir, err := os.MkdirTemp("", "mx-e2e-bin-")
@@ -79,7 +79,7 @@ func build(t *testing.T) {
 }
 
 // requirements skips (or, in CI, fails) without root and SPIRE.
-func requirements(t *testing.T) string {
+func requirements(t testing.TB) string {
 	t.Helper()
 	required := os.Getenv("MESHEXP_REQUIRE_SPIRE") != ""
 	if os.Geteuid() != 0 {
@@ -101,7 +101,7 @@ func requirements(t *testing.T) string {
 
 // host is one `meshexp bootstrap` run in the namespace of a pair.
 type host struct {
-	t      *testing.T
+	t      testing.TB
 	pair   *netns.Pair
 	base   string // every file of the run lives below it
 	env    []string
@@ -125,7 +125,7 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 
 // newHost prepares a run: a namespace pair, a trust anchor and the
 // environment of the demo's podman line plus meshexp's test settings.
-func newHost(t *testing.T, extraEnv ...string) *host {
+func newHost(t testing.TB, extraEnv ...string) *host {
 	t.Helper()
 	spireBin := requirements(t)
 	build(t)
@@ -185,6 +185,16 @@ func newHost(t *testing.T, extraEnv ...string) *host {
 // and waits until the workload answers.
 func (h *host) start(wrapper ...string) {
 	h.t.Helper()
+	h.startNoWait(wrapper...)
+	h.waitFor("the workload to answer on :8000", 120*time.Second, func() error {
+		_, err := h.get("http://127.0.0.1:8000/whoami")
+		return err
+	})
+}
+
+// startNoWait starts `meshexp bootstrap` and returns at once.
+func (h *host) startNoWait(wrapper ...string) {
+	h.t.Helper()
 	args := append(append([]string{}, wrapper...), bins.meshexp, "--log-format", "json", "bootstrap")
 	h.cmd = h.pair.NS.Command(context.Background(), args[0], args[1:]...)
 	h.cmd.Env = h.env
@@ -198,10 +208,6 @@ func (h *host) start(wrapper ...string) {
 		h.status = exitStatus(err)
 		close(h.exited)
 	}()
-	h.waitFor("the workload to answer on :8000", 120*time.Second, func() error {
-		_, err := h.get("http://127.0.0.1:8000/whoami")
-		return err
-	})
 }
 
 func exitStatus(err error) int {
