@@ -17,7 +17,7 @@ const (
 	// idleConns is how many connected UDP sockets an upstream keeps for
 	// reuse. Opening a socket per query costs three system calls and a
 	// poller registration; dnsmasq also keeps its forwarding sockets.
-	idleConns = 64
+	idleConns = 256
 	// connUses is how many queries a socket carries before it is replaced
 	// by one on a fresh ephemeral port, so that an off-path attacker cannot
 	// learn a long-lived port and only has the 16-bit ID left to guess.
