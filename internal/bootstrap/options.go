@@ -1,6 +1,8 @@
 package bootstrap
 
 import (
+	"net/netip"
+
 	"github.com/meshexp/meshexp/internal/config"
 	"github.com/meshexp/meshexp/internal/netfilter"
 	"github.com/meshexp/meshexp/internal/spire"
@@ -25,6 +27,7 @@ func InterceptOptions(c *config.Config) netfilter.Options {
 		SkipOutboundPorts:   ranges(c.Intercept.SkipOutboundPorts),
 		SkipOutboundSubnets: c.Intercept.SkipOutboundSubnets,
 		InboundPorts:        ranges(c.Intercept.InboundPorts),
+		ExemptDestinations:  append([]netip.AddrPort(nil), c.Intercept.ExemptDestinations...),
 		ControlMark:         c.Intercept.ControlMark,
 		IPv6:                netfilter.IPv6Mode(c.Intercept.IPv6),
 		Backend:             netfilter.Backend(c.Intercept.Backend),

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -15,8 +14,6 @@ import (
 )
 
 func init() { subcommands = append(subcommands, newInterceptCmd) }
-
-const envExempt = "MESHEXP_INTERCEPT_EXEMPT_DESTINATIONS"
 
 func newInterceptCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
@@ -41,18 +38,13 @@ rules meshexp wrote. show compares what is installed with the plan.
 	return cmd
 }
 
-// interceptFlags are the shared interception settings plus the exempt
-// destinations, which only these commands take.
+// interceptFlags are the shared interception settings.
 type interceptFlags struct {
-	load   func(dryRun bool) (*config.Config, error)
-	exempt []string
+	load func(dryRun bool) (*config.Config, error)
 }
 
 func bindIntercept(g *globals, cmd *cobra.Command) *interceptFlags {
-	f := &interceptFlags{load: settingsFlags(g, cmd, config.ScopeIntercept)}
-	cmd.Flags().StringSliceVar(&f.exempt, "exempt-destinations", nil,
-		"outbound destinations IP[:port] never redirected, e.g. the SPIRE server of an external-mode agent (repeat or comma-separate) [env "+envExempt+"]")
-	return f
+	return &interceptFlags{load: settingsFlags(g, cmd, config.ScopeIntercept)}
 }
 
 // plan loads and validates the settings and plans the rules. Every bad
@@ -62,38 +54,18 @@ func (f *interceptFlags) plan(g *globals, cmd *cobra.Command, dryRun bool) (*net
 	if err != nil {
 		return nil, err
 	}
-	exempt := f.exempt
-	input := "--exempt-destinations"
-	if !cmd.Flags().Changed("exempt-destinations") {
-		if v, ok := g.lookupEnv(envExempt); ok {
-			exempt, input = strings.Split(v, ","), envExempt
-		}
-	}
-	var probs config.Problems
 	o := bootstrap.InterceptOptions(c)
-	for _, s := range exempt {
-		if s = strings.TrimSpace(s); s == "" {
-			continue
-		}
-		d, err := netfilter.ParseDestination(s)
-		if err != nil {
-			probs = append(probs, config.Problem{Input: input, Message: err.Error(), Fix: "use IP, IP:port or [IPv6]:port"})
-			continue
-		}
-		o.ExemptDestinations = append(o.ExemptDestinations, d)
-	}
 	var inv *netfilter.InvalidOptionsError
 	if err := o.Validate(); errors.As(err, &inv) {
+		var probs config.Problems
 		for _, p := range inv.Problems {
 			in := c.Origin(p.Setting)
-			if in == "default" || in == "--exempt-destinations" {
+			if in == "default" {
 				in = "--" + p.Setting
 			}
 			probs = append(probs, config.Problem{Input: in, Message: p.Message})
 		}
-	}
-	if err := probs.Err(); err != nil {
-		return nil, &UsageError{Err: err}
+		return nil, &UsageError{Err: probs.Err()}
 	}
 	return netfilter.Plan(o)
 }

@@ -74,7 +74,10 @@ type Intercept struct {
 	SkipOutboundPorts   []PortRange
 	SkipOutboundSubnets []netip.Prefix
 	InboundPorts        []PortRange // when set, only these are redirected inbound
-	ControlMark         uint32
+	// ExemptDestinations are outbound destinations never redirected; port 0
+	// means every port (control traffic of processes meshexp cannot mark).
+	ExemptDestinations []netip.AddrPort
+	ControlMark        uint32
 }
 
 // SPIRE configures where the proxy's identity comes from.

@@ -148,6 +148,38 @@ func prefixList(field func(*Config) *[]netip.Prefix) func(*Config, string) error
 	}
 }
 
+// ParseDestinations parses "IP", "IP:port" and "[IPv6]:port" items; a
+// missing port is port 0, meaning every port.
+func ParseDestinations(v string) ([]netip.AddrPort, error) {
+	var out []netip.AddrPort
+	for _, item := range splitList(v) {
+		if a, err := netip.ParseAddr(item); err == nil {
+			out = append(out, netip.AddrPortFrom(a.Unmap(), 0))
+			continue
+		}
+		ap, err := netip.ParseAddrPort(item)
+		if err != nil {
+			return nil, badf("use IP, IP:port or [IPv6]:port", "%q is not a destination", item)
+		}
+		if ap.Port() == 0 {
+			return nil, badf("leave the port out to exempt every port", "%q: port 0 is not a port", item)
+		}
+		out = append(out, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+	}
+	return out, nil
+}
+
+func destinationList(field func(*Config) *[]netip.AddrPort) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := ParseDestinations(v)
+		if err != nil {
+			return err
+		}
+		*field(c) = d
+		return nil
+	}
+}
+
 func mark(field func(*Config) *uint32) func(*Config, string) error {
 	return func(c *Config, v string) error {
 		n, err := strconv.ParseUint(strings.TrimSpace(v), 0, 32)
