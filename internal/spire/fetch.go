@@ -5,12 +5,12 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"slices"
 	"strings"
 	"syscall"
@@ -103,11 +103,12 @@ func fetchAs(ctx context.Context, o FetchOptions) ([]*x509.Certificate, error) {
 		return nil, fmt.Errorf("spire: opening %s to fetch the SVID as uid %d: %w", exe, o.UID, err)
 	}
 	defer f.Close()
-	// The child gives up a little before ctx does, so that it can still
-	// say what the agent last answered instead of being killed silently.
+	// When ctx ends the child gets SIGTERM, on which it stops polling and
+	// says what the agent last answered; SIGKILL follows if it lingers.
+	// Its own timeout only guards against a parent that vanished.
 	timeout := DefaultTimeout
 	if dl, ok := ctx.Deadline(); ok {
-		timeout = max(time.Until(dl)-childMargin, childMargin)
+		timeout = time.Until(dl) + childGrace
 	}
 	args := append(append([]string{}, FetcherArgs...), "-socket", o.SocketPath, "-id", o.ID, "-timeout", timeout.String())
 	cmd := exec.CommandContext(ctx, "/proc/self/fd/3", args...)
@@ -118,11 +119,16 @@ func fetchAs(ctx context.Context, o FetchOptions) ([]*x509.Certificate, error) {
 	cmd.Stdout, cmd.Stderr = &stdout, &limitedWriter{w: &stderr, n: 4096}
 	cmd.SysProcAttr = childSysProcAttr()
 	cmd.SysProcAttr.Credential = &syscall.Credential{Uid: o.UID, Gid: o.GID}
-	cmd.WaitDelay = time.Second
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = childGrace
 	if err := cmd.Run(); err != nil {
 		msg := strings.TrimSpace(stderr.String())
 		if cmd.ProcessState != nil && cmd.ProcessState.ExitCode() == exitTimedOut {
-			return nil, fmt.Errorf("spire: %s: %w", msg, context.DeadlineExceeded)
+			cause := ctx.Err()
+			if cause == nil {
+				cause = context.DeadlineExceeded
+			}
+			return nil, fmt.Errorf("spire: %s: %w", msg, cause)
 		}
 		if ctx.Err() != nil && msg == "" {
 			return nil, fmt.Errorf("spire: waiting for an X.509 SVID for %s as uid %d on %s: %w", o.ID, o.UID, o.SocketPath, ctx.Err())
@@ -142,8 +148,8 @@ func fetchAs(ctx context.Context, o FetchOptions) ([]*x509.Certificate, error) {
 // exitTimedOut is the fetcher's exit status when its time ran out.
 const exitTimedOut = 3
 
-// childMargin is how much earlier than its parent a fetcher gives up.
-const childMargin = 250 * time.Millisecond
+// childGrace is how long a fetcher has to report after SIGTERM.
+const childGrace = 2 * time.Second
 
 // pollSVID asks the Workload API for the SVIDs of this process until one
 // for want arrives or ctx ends.
@@ -197,12 +203,16 @@ func RunFetcher(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
+	// The parent sends SIGTERM when its own wait ends.
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM)
+	defer stop()
 	certs, err := pollSVID(ctx, *socket, want)
 	if err != nil {
 		msg := strings.TrimPrefix(err.Error(), "spire: ")
-		if errors.Is(err, context.DeadlineExceeded) {
-			// The parent adds its own "context deadline exceeded".
-			fmt.Fprintln(stderr, strings.TrimSuffix(msg, ": "+context.DeadlineExceeded.Error()))
+		if ctx.Err() != nil {
+			// The parent adds its own reason (deadline or cancellation).
+			msg = strings.TrimSuffix(strings.TrimSuffix(msg, ": "+context.DeadlineExceeded.Error()), ": "+context.Canceled.Error())
+			fmt.Fprintln(stderr, msg)
 			return exitTimedOut
 		}
 		fmt.Fprintln(stderr, msg)
