@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/meshexp/meshexp/internal/bootstrap"
 	"github.com/meshexp/meshexp/internal/config"
 	"github.com/meshexp/meshexp/internal/spire"
 )
@@ -41,7 +42,7 @@ Use it to check a host's SPIRE setup before running bootstrap. With
 		if err != nil {
 			return err
 		}
-		opts := SPIREOptions(c)
+		opts := bootstrap.SPIREOptions(c)
 		if dryRun {
 			files, err := spire.RenderConfigs(opts)
 			if err != nil {
@@ -80,39 +81,6 @@ func newFetchSVIDCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-}
-
-// SPIREOptions maps the shared configuration onto the spire package's
-// options (bootstrap uses the same mapping).
-func SPIREOptions(c *config.Config) spire.Options {
-	s := c.SPIRE
-	o := spire.Options{
-		Mode:               spire.Mode(s.Mode),
-		TrustDomain:        c.TrustDomain,
-		WorkloadName:       c.WorkloadName,
-		TrustAnchorPath:    c.TrustAnchorPath(),
-		ProxyUID:           c.Proxy.User.UID,
-		ProxyGID:           c.Proxy.User.GID,
-		BinDir:             s.BinDir,
-		DataDir:            s.DataDir,
-		SocketPath:         s.SocketPath,
-		Timeout:            s.SVIDTimeout,
-		UpstreamCertPath:   s.UpstreamCert,
-		UpstreamKeyPath:    s.UpstreamKey,
-		UpstreamBundlePath: s.UpstreamBundle,
-		ServerAddress:      s.ServerAddress,
-		ServerPort:         s.ServerPort,
-		TrustBundlePath:    s.TrustBundle,
-		JoinToken:          s.JoinToken,
-		JoinTokenFile:      s.JoinTokenFile,
-		X509PopCertPath:    s.X509PopCert,
-		X509PopKeyPath:     s.X509PopKey,
-	}
-	if o.Mode == spire.ModeEmbedded && o.UpstreamCertPath == "" && o.UpstreamKeyPath == "" {
-		// Demo compatibility: the embedded server signs with the root.
-		o.UpstreamKeyPath = c.TrustAnchorKeyPath()
-	}
-	return o
 }
 
 // spireFlags names the setting behind each spire.Options field.
