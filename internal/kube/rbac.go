@@ -28,6 +28,30 @@ type RBAC struct {
 	ServiceAccount *corev1ac.ServiceAccountApplyConfiguration
 	Role           *rbacv1ac.RoleApplyConfiguration
 	RoleBinding    *rbacv1ac.RoleBindingApplyConfiguration
+	// RouteReader and RouteReaderBinding, when set (WithRouteReader), let
+	// the host list Nodes and ServiceCIDRs for `meshexp route add
+	// --from-cluster`: cluster-wide reads of node addresses and pod CIDRs.
+	RouteReader        *rbacv1ac.ClusterRoleApplyConfiguration
+	RouteReaderBinding *rbacv1ac.ClusterRoleBindingApplyConfiguration
+}
+
+// RouteReaderRole is the ClusterRole shared by every host that reads routes
+// from the cluster.
+const RouteReaderRole = "meshexp-route-reader"
+
+// WithRouteReader adds the cluster-wide read access that route discovery
+// needs, bound to the host's ServiceAccount.
+func (r *RBAC) WithRouteReader() *RBAC {
+	ns, sa := *r.ServiceAccount.Namespace, *r.ServiceAccount.Name
+	r.RouteReader = rbacv1ac.ClusterRole(RouteReaderRole).WithRules(
+		rbacv1ac.PolicyRule().WithAPIGroups("").WithResources("nodes").WithVerbs("list"),
+		rbacv1ac.PolicyRule().WithAPIGroups("networking.k8s.io").WithResources("servicecidrs").WithVerbs("list"),
+	)
+	r.RouteReaderBinding = rbacv1ac.ClusterRoleBinding(RouteReaderRole + "-" + ns + "-" + sa).
+		WithLabels(r.ServiceAccount.Labels).
+		WithRoleRef(rbacv1ac.RoleRef().WithAPIGroup(rbacv1.GroupName).WithKind("ClusterRole").WithName(RouteReaderRole)).
+		WithSubjects(rbacv1ac.Subject().WithKind(rbacv1.ServiceAccountKind).WithName(sa).WithNamespace(ns))
+	return r
 }
 
 // RBACName is the name of the host's ServiceAccount, Role and RoleBinding.
@@ -66,7 +90,11 @@ func RenderRBAC(w *Workload) *RBAC {
 
 // YAML renders the three objects as a YAML stream.
 func (r *RBAC) YAML() ([]byte, error) {
-	return marshalDocs(r.ServiceAccount, r.Role, r.RoleBinding)
+	objs := []any{r.ServiceAccount, r.Role, r.RoleBinding}
+	if r.RouteReader != nil {
+		objs = append(objs, r.RouteReader, r.RouteReaderBinding)
+	}
+	return marshalDocs(objs...)
 }
 
 // ApplyRBAC server-side applies r with an administrator's client.
@@ -79,6 +107,14 @@ func (c *Client) ApplyRBAC(ctx context.Context, r *RBAC) error {
 	}
 	if _, err := c.RBAC.RoleBindings(*r.RoleBinding.Namespace).Apply(ctx, r.RoleBinding, applyOptions); err != nil {
 		return fmt.Errorf("apply RoleBinding %s/%s: %w", *r.RoleBinding.Namespace, *r.RoleBinding.Name, hint(err))
+	}
+	if r.RouteReader != nil {
+		if _, err := c.RBAC.ClusterRoles().Apply(ctx, r.RouteReader, applyOptions); err != nil {
+			return fmt.Errorf("apply ClusterRole %s: %w", *r.RouteReader.Name, hint(err))
+		}
+		if _, err := c.RBAC.ClusterRoleBindings().Apply(ctx, r.RouteReaderBinding, applyOptions); err != nil {
+			return fmt.Errorf("apply ClusterRoleBinding %s: %w", *r.RouteReaderBinding.Name, hint(err))
+		}
 	}
 	return nil
 }

@@ -27,16 +27,22 @@ var (
 )
 
 // Main runs the package's tests and then stops the server, if one was
-// started. Use it as TestMain.
+// started. Use it as TestMain; a package whose TestMain does more calls
+// Stop after m.Run instead.
 func Main(m *testing.M) {
 	code := m.Run()
+	Stop()
+	os.Exit(code)
+}
+
+// Stop stops the package's server, if one was started.
+func Stop() {
 	mu.Lock()
+	defer mu.Unlock()
 	if shared != nil {
 		shared.Stop()
 		shared = nil
 	}
-	mu.Unlock()
-	os.Exit(code)
 }
 
 // Get returns the package's server with the ExternalWorkload CRD
