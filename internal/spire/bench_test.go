@@ -44,22 +44,23 @@ func BenchmarkStartToVerifiedSVID(b *testing.B) {
 // no log forwarding, a 10ms poll, an entry for uid 0 so the benchmark
 // fetches in-process (no re-exec as the proxy uid), no verification. From
 // writing the configs to the first SVID. "default-intervals" drops the
-// experimental blocks, i.e. SPIRE's 5s entry-cache reload and agent sync.
+// experimental blocks, i.e. SPIRE's 5s entry-cache reload and agent sync;
+// "quarter-second-intervals" shows what going below meshexp's 1s would buy.
 func BenchmarkSPIREFloor(b *testing.B) {
 	bin := requireSPIRE(b)
-	for _, variant := range []string{"short-intervals", "default-intervals"} {
+	for _, variant := range []string{"short-intervals", "default-intervals", "quarter-second-intervals"} {
 		b.Run(variant, func(b *testing.B) {
 			var took []time.Duration
 			for i := 0; i < b.N; i++ {
 				opts, _ := embeddedOptions(b, bin)
-				took = append(took, floorOnce(b, opts, variant == "default-intervals"))
+				took = append(took, floorOnce(b, opts, variant))
 			}
 			reportDurations(b, took)
 		})
 	}
 }
 
-func floorOnce(b *testing.B, opts Options, defaults bool) time.Duration {
+func floorOnce(b *testing.B, opts Options, variant string) time.Duration {
 	o := opts.withDefaults()
 	l := o.layout()
 	files, err := RenderConfigs(o)
@@ -73,8 +74,11 @@ func floorOnce(b *testing.B, opts Options, defaults bool) time.Duration {
 		}
 	}
 	for p, c := range files {
-		if defaults {
+		switch variant {
+		case "default-intervals":
 			c = dropExperimental(c)
+		case "quarter-second-intervals":
+			c = strings.ReplaceAll(c, `interval = "1s"`, `interval = "250ms"`)
 		}
 		if err := os.WriteFile(p, []byte(c), 0o600); err != nil {
 			b.Fatal(err)
