@@ -82,8 +82,11 @@ func TestStopEndsAChildThatHandlesSIGTERM(t *testing.T) {
 		t.Errorf("ExitCode() = %d, want 143 (SIGTERM)", got)
 	}
 	ev := events.all()
-	if last := ev[len(ev)-1]; last.Kind != EventFinished || !last.Stopped {
-		t.Errorf("last event %+v, want finished with Stopped", last)
+	if got := events.kinds(); got != "started exited finished" {
+		t.Fatalf("events %q, want \"started exited finished\"", got)
+	}
+	if !ev[1].Stopped || !ev[2].Stopped {
+		t.Errorf("exit and finish events %+v, %+v; want both marked Stopped", ev[1], ev[2])
 	}
 	if err := c.Stop(context.Background()); err != nil {
 		t.Errorf("a second Stop: %v, want nil", err)

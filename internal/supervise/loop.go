@@ -57,7 +57,7 @@ func (c *Child) supervise(r *run) {
 		} else {
 			c.logExit(pid, code, ran, stopping)
 		}
-		c.emit(Event{Kind: EventExited, PID: pid, ExitCode: code, Err: startErr, Ran: ran})
+		c.emit(Event{Kind: EventExited, PID: pid, ExitCode: code, Err: startErr, Ran: ran, Stopped: stopping})
 
 		p := c.spec.Restart
 		switch {

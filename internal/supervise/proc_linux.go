@@ -38,7 +38,9 @@ func sysProcAttr(spec Spec) *syscall.SysProcAttr {
 // Pdeathsig means what we want — meshexp died. Go sets the signal after
 // changing credentials (which would clear it) and re-checks the parent in
 // the child, so there is no window at fork time either
-// (syscall/exec_linux.go, forkAndExecInChild1).
+// (syscall/exec_linux.go, forkAndExecInChild1). The kernel also clears it
+// when the child execs a set-user-ID or file-capability binary; SPIRE,
+// linkerd2-proxy and ordinary workloads are neither.
 var forker struct {
 	once sync.Once
 	reqs chan forkReq

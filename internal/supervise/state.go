@@ -76,5 +76,5 @@ type Event struct {
 	Ran      time.Duration // EventExited: how long the process ran
 	Restarts int           // restarts so far (EventRestarting: including this one)
 	Backoff  time.Duration // EventRestarting: delay before the restart
-	Stopped  bool          // EventFinished: ended by Stop
+	Stopped  bool          // EventExited, EventFinished: the end came from Stop
 }
