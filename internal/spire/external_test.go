@@ -152,7 +152,7 @@ func failing(t *testing.T, opts Options, dir string) error {
 func TestFailuresAreClearAndLeaveNoProcess(t *testing.T) {
 	t.Parallel()
 	bin := requireSPIRE(t)
-	_, server := testServer(t, bin, nil)
+	running, server := testServer(t, bin, nil)
 
 	t.Run("a used join token", func(t *testing.T) {
 		tok := newJoinToken(t, server)
@@ -214,6 +214,22 @@ func TestFailuresAreClearAndLeaveNoProcess(t *testing.T) {
 		}
 		if _, err := os.Stat(opts.DataDir); err == nil {
 			t.Error("the data dir was created although the options were refused")
+		}
+	})
+	t.Run("an existing agent the proxy uid may not reach", func(t *testing.T) {
+		closed := filepath.Join(shortDir(t), "closed")
+		if err := os.Mkdir(closed, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(running.SocketPath(), filepath.Join(closed, "api.sock")); err != nil {
+			t.Fatal(err)
+		}
+		err := failing(t, Options{
+			Mode: ModeExisting, WorkloadName: "vm-1", TrustAnchorPath: server.TrustAnchorPath,
+			SocketPath: filepath.Join(closed, "api.sock"), Timeout: 3 * time.Second,
+		}, "")
+		if !strings.Contains(err.Error(), "uid 2102 may not reach") {
+			t.Errorf("want the permission hint, got: %v", err)
 		}
 	})
 	t.Run("an existing agent that is not there", func(t *testing.T) {

@@ -151,6 +151,8 @@ func fetchHint(err error, o Options) error {
 		return fmt.Errorf("%w (the agent has no entry for %s selecting unix:uid:%d: register one on the SPIRE server, parented to this agent's SPIFFE ID or an alias of it)", err, o.SPIFFEID(), o.ProxyUID)
 	case strings.Contains(msg, "no such file or directory") || strings.Contains(msg, "connection refused"):
 		return fmt.Errorf("%w (no SPIRE agent is serving the Workload API at %s)", err, o.SocketPath)
+	case strings.Contains(msg, "permission denied"):
+		return fmt.Errorf("%w (uid %d may not reach %s: make its directories searchable and the socket writable for that uid)", err, o.ProxyUID, o.SocketPath)
 	}
 	return err
 }

@@ -174,7 +174,11 @@ func (o Options) validateFiles() []error {
 		add(err)
 		add(checkDataDir(o.DataDir))
 	}
-	add(o.checkSocketDirs())
+	if o.Mode != ModeExisting {
+		// An existing agent's directories are its operator's: the proxy may
+		// reach them through a supplementary group this check cannot see.
+		add(o.checkSocketDirs())
+	}
 	return errs
 }
 
