@@ -133,11 +133,15 @@ func baseEnv() []string {
 // restart backoff.
 func supervisedStarter(logger *slog.Logger, grace time.Duration) spire.Starter {
 	return func(ctx context.Context, cmd spire.Command) (spire.Process, error) {
+		env := cmd.Env
+		if env == nil {
+			env = []string{} // SPIRE never inherits meshexp's environment
+		}
 		spec := supervise.Spec{
 			Name:   cmd.Name,
 			Path:   cmd.Path,
 			Args:   cmd.Args,
-			Env:    cmd.Env,
+			Env:    env,
 			Stdout: cmd.Stdout,
 			Stderr: cmd.Stderr,
 			Grace:  grace,
