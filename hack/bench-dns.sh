@@ -24,7 +24,8 @@
 # default 20000 and 4000 queries/s), BENCH_CLIENTS (dnsperf -c, default 8), BENCH_OUTSTANDING
 # (dnsperf -q, default 200), BENCH_CACHE (cache size, default 10000),
 # BENCH_PORT_BASE (first of four ports, default 25350), BENCH_OUT (directory
-# for raw outputs, default a temporary one, removed unless set).
+# for raw outputs, default a temporary one, removed unless set),
+# BENCH_MESHEXP (a meshexp binary to use instead of building one).
 set -euo pipefail
 
 duration=${BENCH_DURATION:-5}
@@ -66,8 +67,12 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 cd "$(dirname "$0")/.."
-echo "bench-dns: building meshexp"
-go build -o "$work/meshexp" ./cmd/meshexp
+if [ -n "${BENCH_MESHEXP:-}" ]; then
+  cp "$BENCH_MESHEXP" "$work/meshexp"
+else
+  echo "bench-dns: building meshexp"
+  go build -o "$work/meshexp" ./cmd/meshexp
+fi
 
 user=$(id -un)
 dnsmasq_common=(--keep-in-foreground --no-resolv --no-hosts --bind-interfaces

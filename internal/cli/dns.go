@@ -91,8 +91,8 @@ func dnsSettings(f *dnsFlags) []*dnsSetting {
 				o.UDPSize = uint16(n)
 				return nil
 			}},
-		{name: "udp-sockets", def: "0", usage: "UDP sockets sharing the listen port (SO_REUSEPORT), one reader each (0: one per CPU)",
-			apply: func(o *dns.Options, v string) error { return atoi(&o.UDPSockets, v) }},
+		{name: "udp-readers", def: "0", usage: "goroutines reading the UDP socket, each on its own descriptor of it (0: one per CPU)",
+			apply: func(o *dns.Options, v string) error { return atoi(&o.UDPReaders, v) }},
 		{name: "max-concurrent", def: strconv.Itoa(d.MaxConcurrent), usage: "queries waiting on upstreams at once; beyond it clients get SERVFAIL",
 			apply: func(o *dns.Options, v string) error { return atoi(&o.MaxConcurrent, v) }},
 		{name: "tcp-idle-timeout", def: d.TCPIdleTimeout.String(), usage: "close client TCP connections idle this long",

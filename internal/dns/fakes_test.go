@@ -32,11 +32,10 @@ type fakeDNS struct {
 func startFake(t *testing.T, port uint16, answer func(q mdns.Question) *mdns.Msg) *fakeDNS {
 	t.Helper()
 	f := &fakeDNS{t: t, hits: map[string]int{}, answer: answer}
-	pcs, ln, err := Listen(context.Background(), netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port).String(), 1)
+	pc, ln, err := Listen(context.Background(), netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port).String())
 	if err != nil {
 		t.Fatalf("start fake DNS server: %v", err)
 	}
-	pc := pcs[0]
 	f.addr = netip.MustParseAddrPort(pc.LocalAddr().String())
 	started := make(chan struct{}, 2)
 	notify := func() { started <- struct{}{} }

@@ -6,65 +6,75 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"runtime"
 	"syscall"
 )
 
-// Listen opens udpSockets UDP sockets (0: one per CPU; always one where
-// SO_REUSEPORT is not used) and a TCP listener for addr (IP:PORT), all on
-// the same port; with port 0 the kernel picks one free for both protocols.
+// Listen opens the UDP socket and TCP listener for addr (IP:PORT) on the
+// same port; with port 0 the kernel picks one free for both protocols.
 //
 // It exists so that a process can bind port 53 while it still holds root
 // or CAP_NET_BIND_SERVICE and hand the sockets to New through
 // Options.PacketConns and Options.Listeners after dropping privileges.
-func Listen(ctx context.Context, addr string, udpSockets int) ([]net.PacketConn, net.Listener, error) {
+func Listen(ctx context.Context, addr string) (net.PacketConn, net.Listener, error) {
 	ap, err := netip.ParseAddrPort(addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("listen on %q: want IP:PORT", addr)
 	}
-	if udpSockets <= 0 {
-		udpSockets = runtime.GOMAXPROCS(0)
-	}
-	if !reusePortSupported {
-		udpSockets = 1
-	}
-	var ulc, tlc net.ListenConfig
-	if udpSockets > 1 {
-		ulc.Control = reusePort
-	}
-	closeAll := func(pcs []net.PacketConn) {
-		for _, pc := range pcs {
-			pc.Close()
-		}
-	}
+	var lc net.ListenConfig
 	// A port picked by the kernel for UDP may be taken for TCP; try again.
 	for range 20 {
-		pc, err := ulc.ListenPacket(ctx, "udp", ap.String())
+		pc, err := lc.ListenPacket(ctx, "udp", ap.String())
 		if err != nil {
 			return nil, nil, fmt.Errorf("listen on udp %s: %w%s", ap, err, privilegeHint(ap, err))
 		}
 		bound := netip.AddrPortFrom(ap.Addr(), uint16(pc.LocalAddr().(*net.UDPAddr).Port))
-		pcs := []net.PacketConn{pc}
-		ln, err := tlc.Listen(ctx, "tcp", bound.String())
-		if err != nil {
-			closeAll(pcs)
-			if ap.Port() != 0 || !errors.Is(err, syscall.EADDRINUSE) {
-				return nil, nil, fmt.Errorf("listen on tcp %s: %w%s", bound, err, privilegeHint(ap, err))
-			}
-			continue
+		ln, err := lc.Listen(ctx, "tcp", bound.String())
+		if err == nil {
+			return pc, ln, nil
 		}
-		for len(pcs) < udpSockets {
-			pc, err := ulc.ListenPacket(ctx, "udp", bound.String())
-			if err != nil {
-				closeAll(pcs)
-				ln.Close()
-				return nil, nil, fmt.Errorf("listen on udp %s (socket %d of %d): %w", bound, len(pcs)+1, udpSockets, err)
-			}
-			pcs = append(pcs, pc)
+		pc.Close()
+		if ap.Port() != 0 || !errors.Is(err, syscall.EADDRINUSE) {
+			return nil, nil, fmt.Errorf("listen on tcp %s: %w%s", bound, err, privilegeHint(ap, err))
 		}
-		return pcs, ln, nil
 	}
 	return nil, nil, fmt.Errorf("listen on %s: found no port free for both UDP and TCP", ap)
+}
+
+// readerConns returns n descriptors of the UDP socket pc for n reader
+// goroutines: pc itself and n-1 duplicates. Each descriptor has its own
+// lock and poller registration in the Go runtime, so the readers do not
+// queue behind each other, while the kernel keeps one receive queue for
+// the socket: a query waits for the first free reader, in arrival order,
+// and one reader being descheduled does not hold up the queries behind it
+// (with SO_REUSEPORT each socket would have a queue, and a reader, of its
+// own). Other PacketConns get one reader.
+func readerConns(pc net.PacketConn, n int) ([]net.PacketConn, error) {
+	conns := []net.PacketConn{pc}
+	uc, ok := pc.(*net.UDPConn)
+	if !ok {
+		return conns, nil
+	}
+	for len(conns) < n {
+		f, err := uc.File()
+		if err != nil {
+			closeConns(conns[1:])
+			return nil, fmt.Errorf("duplicate the UDP socket for reader %d: %w", len(conns)+1, err)
+		}
+		dc, err := net.FilePacketConn(f)
+		f.Close()
+		if err != nil {
+			closeConns(conns[1:])
+			return nil, fmt.Errorf("duplicate the UDP socket for reader %d: %w", len(conns)+1, err)
+		}
+		conns = append(conns, dc)
+	}
+	return conns, nil
+}
+
+func closeConns(conns []net.PacketConn) {
+	for _, c := range conns {
+		c.Close()
+	}
 }
 
 func privilegeHint(ap netip.AddrPort, err error) string {

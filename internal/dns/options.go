@@ -63,9 +63,9 @@ type Options struct {
 
 	// UDPSize is the EDNS buffer size we advertise to clients and upstreams.
 	UDPSize uint16
-	// UDPSockets is the number of UDP sockets opened on the listen port
-	// with SO_REUSEPORT, each read by its own goroutine (0: one per CPU).
-	UDPSockets int
+	// UDPReaders is the number of goroutines reading each UDP socket,
+	// each on its own descriptor of it (0: one per CPU).
+	UDPReaders int
 	// MaxConcurrent bounds queries waiting on upstreams; beyond it clients
 	// get SERVFAIL at once rather than queueing.
 	MaxConcurrent int
@@ -203,8 +203,8 @@ func (o *Options) Validate() error {
 	if o.UDPSize < minUDPSize || o.UDPSize > 4096 {
 		bad("udp-size", "%d: must be between 512 and 4096 (1232 avoids IP fragmentation)", o.UDPSize)
 	}
-	if o.UDPSockets < 0 || o.UDPSockets > 64 {
-		bad("udp-sockets", "%d: must be 0 (one per CPU) to 64", o.UDPSockets)
+	if o.UDPReaders < 0 || o.UDPReaders > 64 {
+		bad("udp-readers", "%d: must be 0 (one per CPU) to 64", o.UDPReaders)
 	}
 	if o.MaxConcurrent < 1 {
 		bad("max-concurrent", "%d: must be at least 1", o.MaxConcurrent)

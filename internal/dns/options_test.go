@@ -40,12 +40,12 @@ func TestValidateNamesEveryBadOption(t *testing.T) {
 			o.MaxTTL = 0
 			o.NegativeMaxTTL = -1
 			o.UDPSize = 100
-			o.UDPSockets = -1
+			o.UDPReaders = -1
 			o.MaxConcurrent = 0
 			o.TCPIdleTimeout = 0
 			o.MetricsAddr = "nowhere"
 			o.LogInterval = -1
-		}, []string{"timeout", "attempt-timeout", "max-fails", "probe-interval", "cache-size", "min-ttl", "max-ttl", "negative-max-ttl", "udp-size", "udp-sockets", "max-concurrent", "tcp-idle-timeout", "metrics-addr", "log-interval"}},
+		}, []string{"timeout", "attempt-timeout", "max-fails", "probe-interval", "cache-size", "min-ttl", "max-ttl", "negative-max-ttl", "udp-size", "udp-readers", "max-concurrent", "tcp-idle-timeout", "metrics-addr", "log-interval"}},
 		{"a small byte bound with the cache on is refused", func(o *Options) { o.CacheMaxBytes = 10 }, []string{"cache-max-bytes"}},
 		{"a small byte bound with the cache off is fine", func(o *Options) { o.CacheMaxBytes = 10; o.CacheSize = 0 }, nil},
 		{"without upstreams an unreadable resolv.conf is named", func(o *Options) {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -29,6 +30,7 @@ type Server struct {
 	groups    []*group // cluster first, then upstreams
 
 	udp       []net.PacketConn
+	readers   []net.PacketConn // udp and the duplicates the readers use
 	tcp       []net.Listener
 	metricsLn net.Listener
 
@@ -128,11 +130,22 @@ func (s *Server) open() error {
 		s.udp = s.opts.PacketConns
 		s.tcp = s.opts.Listeners
 	} else {
-		pcs, ln, err := Listen(context.Background(), s.opts.Listen, s.opts.UDPSockets)
+		pc, ln, err := Listen(context.Background(), s.opts.Listen)
 		if err != nil {
 			return &FieldError{Field: "listen", Err: err}
 		}
-		s.udp, s.tcp = pcs, []net.Listener{ln}
+		s.udp, s.tcp = []net.PacketConn{pc}, []net.Listener{ln}
+	}
+	n := s.opts.UDPReaders
+	if n == 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	for _, pc := range s.udp {
+		conns, err := readerConns(pc, n)
+		if err != nil {
+			return err
+		}
+		s.readers = append(s.readers, conns...)
 	}
 	if s.opts.MetricsAddr != "" {
 		ln, err := net.Listen("tcp", s.opts.MetricsAddr)
@@ -184,7 +197,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return errors.New("dns: Run called twice")
 	}
 	errc := make(chan error, len(s.udp)+len(s.tcp)+1)
-	for _, pc := range s.udp {
+	for _, pc := range s.readers {
 		w := s.newWorker(s.newStats())
 		s.wg.Add(1)
 		go func() {
@@ -252,9 +265,8 @@ func (s *Server) Close() error {
 
 func (s *Server) closeSockets() {
 	s.closeOnce.Do(func() {
-		for _, pc := range s.udp {
-			pc.Close()
-		}
+		closeConns(s.udp)
+		closeConns(s.readers)
 		for _, ln := range s.tcp {
 			ln.Close()
 		}

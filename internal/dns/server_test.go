@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -457,15 +458,15 @@ func TestMetricsAreServed(t *testing.T) {
 }
 
 func TestPreopenedSocketsAndDialControlAreUsed(t *testing.T) {
-	pcs, ln, err := Listen(context.Background(), "127.0.0.1:0", 2)
+	pc, ln, err := Listen(context.Background(), "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	pc := pcs[0]
 	var controls atomic.Int32
 	e := startEnv(t, func(o *Options) {
 		o.Listen = "invalid: ignored with pre-opened sockets"
-		o.PacketConns = pcs
+		o.PacketConns = []net.PacketConn{pc}
+		o.UDPReaders = 3
 		o.Listeners = []net.Listener{ln}
 		o.Control = func(network, address string, c syscall.RawConn) error {
 			controls.Add(1)
@@ -534,7 +535,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func TestAWildcardListenerAnswersFromTheAddressAsked(t *testing.T) {
-	if !reusePortSupported {
+	if runtime.GOOS != "linux" {
 		t.Skip("source address selection is implemented on Linux only")
 	}
 	e := startEnv(t, func(o *Options) { o.Listen = "0.0.0.0:0" })
