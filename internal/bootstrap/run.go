@@ -19,6 +19,9 @@ import (
 	"github.com/meshexp/meshexp/internal/supervise"
 )
 
+// forwardedSignals go from meshexp to the workload.
+var forwardedSignals = []syscall.Signal{syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2}
+
 // secretEnv are meshexp's own variables that no child inherits.
 var secretEnv = []string{"MESHEXP_SPIRE_JOIN_TOKEN"}
 
@@ -73,7 +76,7 @@ func Run(ctx context.Context, c *config.Config, logger *slog.Logger) error {
 	readyURL := fmt.Sprintf("http://127.0.0.1:%d/ready", c.Proxy.AdminPort)
 	lc.Phases.Ready = func(ctx context.Context) error { return WaitReady(ctx, readyURL) }
 	lc.Phases.Workload = func(ctx context.Context) (Child, error) {
-		return supervise.Start(ctx, supervise.Spec{
+		w, err := supervise.Start(ctx, supervise.Spec{
 			Name:       "workload",
 			Path:       c.Workload,
 			Env:        baseEnv(),
@@ -81,6 +84,17 @@ func Run(ctx context.Context, c *config.Config, logger *slog.Logger) error {
 			Grace:      grace,
 			Restart:    supervise.Policy{Mode: supervise.Mode(c.WorkloadRestart)},
 		}, logger)
+		if err != nil {
+			return nil, err
+		}
+		// Reload-style signals meshexp receives are the workload's (as
+		// with docker kill -s HUP); SIGTERM/SIGINT start the shutdown.
+		if stop, err := supervise.Forward(ctx, logger, forwardedSignals, w); err != nil {
+			logger.Warn("signals not forwarded to the workload", "err", err)
+		} else {
+			context.AfterFunc(ctx, stop)
+		}
+		return w, nil
 	}
 	return lc.Run(ctx)
 }

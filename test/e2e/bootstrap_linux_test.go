@@ -286,3 +286,16 @@ func zombiesIn(pid int) []string {
 	}
 	return out
 }
+
+// TestSIGHUPIsForwardedToTheWorkload: the sample workload does not handle
+// SIGHUP, so it dies of it (129) and, with restart policy never, meshexp
+// exits with that status.
+func TestSIGHUPIsForwardedToTheWorkload(t *testing.T) {
+	h := newHost(t)
+	h.start()
+	h.signal(syscall.SIGHUP)
+	if code := h.wait(60 * time.Second); code != 128+int(syscall.SIGHUP) {
+		t.Errorf("exit status = %d, want %d (the workload killed by the forwarded SIGHUP)", code, 128+int(syscall.SIGHUP))
+	}
+	h.assertClean()
+}
