@@ -65,6 +65,8 @@ func dnsSettings(f *dnsFlags) []*dnsSetting {
 			apply: func(o *dns.Options, v string) error { return atoi(&o.MaxFails, v) }},
 		{name: "probe-interval", def: d.ProbeInterval.String(), usage: "how often an upstream marked down is probed",
 			apply: func(o *dns.Options, v string) error { return setDuration(&o.ProbeInterval, v) }},
+		{name: "upstream-port-reuse", def: strconv.Itoa(d.UpstreamPortReuse), usage: "queries one upstream socket carries before a new one on a random port replaces it (1: a new port for every query, as dnsmasq does)",
+			apply: func(o *dns.Options, v string) error { return atoi(&o.UpstreamPortReuse, v) }},
 		{name: "cache-size", def: strconv.Itoa(d.CacheSize), usage: "answers kept in the cache (0 turns the cache off)",
 			apply: func(o *dns.Options, v string) error { return atoi(&o.CacheSize, v) }},
 		{name: "cache-max-bytes", def: strconv.FormatInt(d.CacheMaxBytes, 10), usage: "approximate memory bound of the cache in bytes",

@@ -35,6 +35,7 @@ func TestValidateNamesEveryBadOption(t *testing.T) {
 			o.AttemptTimeout = 0
 			o.MaxFails = 0
 			o.ProbeInterval = 0
+			o.UpstreamPortReuse = 0
 			o.CacheSize = -1
 			o.MinTTL = 2 * time.Hour
 			o.MaxTTL = 0
@@ -45,7 +46,7 @@ func TestValidateNamesEveryBadOption(t *testing.T) {
 			o.TCPIdleTimeout = 0
 			o.MetricsAddr = "nowhere"
 			o.LogInterval = -1
-		}, []string{"timeout", "attempt-timeout", "max-fails", "probe-interval", "cache-size", "min-ttl", "max-ttl", "negative-max-ttl", "udp-size", "udp-readers", "max-concurrent", "tcp-idle-timeout", "metrics-addr", "log-interval"}},
+		}, []string{"timeout", "attempt-timeout", "max-fails", "probe-interval", "upstream-port-reuse", "cache-size", "min-ttl", "max-ttl", "negative-max-ttl", "udp-size", "udp-readers", "max-concurrent", "tcp-idle-timeout", "metrics-addr", "log-interval"}},
 		{"a small byte bound with the cache on is refused", func(o *Options) { o.CacheMaxBytes = 10 }, []string{"cache-max-bytes"}},
 		{"a small byte bound with the cache off is fine", func(o *Options) { o.CacheMaxBytes = 10; o.CacheSize = 0 }, nil},
 		{"without upstreams an unreadable resolv.conf is named", func(o *Options) {

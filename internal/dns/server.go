@@ -106,11 +106,11 @@ func (s *Server) buildRoutes(ups []netip.AddrPort) error {
 	}
 	cluster := &group{name: "cluster", probe: append(clusterProbe, 0, typeSOA, 0, 1)}
 	for _, a := range s.opts.ClusterDNS {
-		cluster.ups = append(cluster.ups, newUpstream(a, d, cluster.probe))
+		cluster.ups = append(cluster.ups, newUpstream(a, d, cluster.probe, s.opts.UpstreamPortReuse))
 	}
 	s.upstreams = &group{name: "upstream", probe: []byte{0, 0, 2, 0, 1}}
 	for _, a := range ups {
-		s.upstreams.ups = append(s.upstreams.ups, newUpstream(a, d, s.upstreams.probe))
+		s.upstreams.ups = append(s.upstreams.ups, newUpstream(a, d, s.upstreams.probe, s.opts.UpstreamPortReuse))
 	}
 	s.groups = []*group{cluster, s.upstreams}
 	for _, z := range zones {

@@ -18,10 +18,6 @@ const (
 	// reuse. Opening a socket per query costs three system calls and a
 	// poller registration; dnsmasq also keeps its forwarding sockets.
 	idleConns = 256
-	// connUses is how many queries a socket carries before it is replaced
-	// by one on a fresh ephemeral port, so that an off-path attacker cannot
-	// learn a long-lived port and only has the 16-bit ID left to guess.
-	connUses = 256
 	// respBufSize bounds a UDP response from upstream. We advertise 1232
 	// octets; a reply that fills the buffer is treated as truncated and
 	// asked again over TCP.
@@ -37,6 +33,9 @@ type upstream struct {
 	dialer net.Dialer
 	free   chan *udpConn
 	probeQ []byte // question of the health probe
+	// maxUses is how many queries a socket carries before it is replaced
+	// by one on a fresh ephemeral port (Options.UpstreamPortReuse).
+	maxUses int
 
 	healthy atomic.Bool
 	fails   atomic.Int32
@@ -53,8 +52,8 @@ type udpConn struct {
 	uses int
 }
 
-func newUpstream(addr netip.AddrPort, d net.Dialer, probeQ []byte) *upstream {
-	u := &upstream{addr: addr, name: addr.String(), dialer: d, free: make(chan *udpConn, idleConns), probeQ: probeQ}
+func newUpstream(addr netip.AddrPort, d net.Dialer, probeQ []byte, maxUses int) *upstream {
+	u := &upstream{addr: addr, name: addr.String(), dialer: d, free: make(chan *udpConn, idleConns), probeQ: probeQ, maxUses: maxUses}
 	u.healthy.Store(true)
 	return u
 }
@@ -76,7 +75,7 @@ func (u *upstream) getConn(ctx context.Context) (*udpConn, error) {
 // still arrive on it) or has carried its share of queries.
 func (u *upstream) putConn(c *udpConn, ok bool) {
 	c.uses++
-	if ok && c.uses < connUses {
+	if ok && c.uses < u.maxUses {
 		select {
 		case u.free <- c:
 			return
