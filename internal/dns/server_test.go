@@ -549,3 +549,47 @@ func TestAWildcardListenerAnswersFromTheAddressAsked(t *testing.T) {
 		}
 	}
 }
+
+func TestPipelinedTCPQueriesAreAllAnswered(t *testing.T) {
+	e := startEnv(t, nil)
+	c, err := net.Dial("tcp", e.srv.TCPAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	names := []string{"p1.example.com.", "web.default.svc.cluster.local.", "p1.example.com.", "nx.example.com."}
+	var batch []byte
+	for i, name := range names {
+		m := new(mdns.Msg)
+		m.SetQuestion(name, mdns.TypeA)
+		m.Id = uint16(100 + i)
+		b := mustPack(t, m)
+		batch = append(batch, byte(len(b)>>8), byte(len(b)))
+		batch = append(batch, b...)
+	}
+	if _, err := c.Write(batch); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	seen := map[uint16]string{}
+	for range names {
+		var l [2]byte
+		if _, err := io.ReadFull(c, l[:]); err != nil {
+			t.Fatalf("read length after %d answers: %v", len(seen), err)
+		}
+		b := make([]byte, int(l[0])<<8|int(l[1]))
+		if _, err := io.ReadFull(c, b); err != nil {
+			t.Fatal(err)
+		}
+		var r mdns.Msg
+		if err := r.Unpack(b); err != nil {
+			t.Fatal(err)
+		}
+		seen[r.Id] = r.Question[0].Name
+	}
+	for i, name := range names {
+		if seen[uint16(100+i)] != name {
+			t.Errorf("answer for ID %d is for %q, want %q", 100+i, seen[uint16(100+i)], name)
+		}
+	}
+}
