@@ -20,6 +20,7 @@ func init() { subcommands = append(subcommands, newDNSCmd) }
 // be reported together.
 type dnsSetting struct {
 	name, def, usage string
+	kind             string // shown in --help: duration, int, addr, path; "" is string
 	list             bool
 	value            *string
 	apply            func(o *dns.Options, v string) error
@@ -38,7 +39,7 @@ type dnsFlags struct {
 func dnsSettings(f *dnsFlags) []*dnsSetting {
 	d := dns.DefaultOptions()
 	return []*dnsSetting{
-		{name: "listen", def: d.Listen, usage: "address served over UDP and TCP (ports below 1024 need root or CAP_NET_BIND_SERVICE)",
+		{name: "listen", kind: "addr", def: d.Listen, usage: "address served over UDP and TCP (ports below 1024 need root or CAP_NET_BIND_SERVICE)",
 			apply: func(o *dns.Options, v string) error { o.Listen = v; return nil }},
 		{name: "cluster-dns", list: true, usage: "cluster DNS server IP[:PORT], e.g. a node's IP with kube-dns's NodePort; repeat or comma-separate for several (required)",
 			apply: func(o *dns.Options, v string) error { return appendAddrs(&o.ClusterDNS, v) }},
@@ -55,21 +56,21 @@ func dnsSettings(f *dnsFlags) []*dnsSetting {
 			apply: func(o *dns.Options, v string) error { return appendPrefixes(&o.ClusterCIDRs, v) }},
 		{name: "upstream", list: true, usage: "server IP[:PORT] for every other name; default: the nameservers of --resolv-conf",
 			apply: func(o *dns.Options, v string) error { return appendAddrs(&o.Upstreams, v) }},
-		{name: "resolv-conf", def: d.ResolvConf, usage: "file whose nameservers are the upstreams when --upstream is not given (on systemd-resolved hosts: /run/systemd/resolve/resolv.conf)",
+		{name: "resolv-conf", kind: "path", def: d.ResolvConf, usage: "file whose nameservers are the upstreams when --upstream is not given (on systemd-resolved hosts: /run/systemd/resolve/resolv.conf)",
 			apply: func(o *dns.Options, v string) error { o.ResolvConf = v; return nil }},
-		{name: "timeout", def: d.Timeout.String(), usage: "answer SERVFAIL when no upstream answered a query within this",
+		{name: "timeout", kind: "duration", def: d.Timeout.String(), usage: "answer SERVFAIL when no upstream answered a query within this",
 			apply: func(o *dns.Options, v string) error { return setDuration(&o.Timeout, v) }},
-		{name: "attempt-timeout", def: d.AttemptTimeout.String(), usage: "give up on one upstream after this and try the next",
+		{name: "attempt-timeout", kind: "duration", def: d.AttemptTimeout.String(), usage: "give up on one upstream after this and try the next",
 			apply: func(o *dns.Options, v string) error { return setDuration(&o.AttemptTimeout, v) }},
-		{name: "max-fails", def: strconv.Itoa(d.MaxFails), usage: "failures in a row that mark an upstream down until a probe succeeds",
+		{name: "max-fails", kind: "int", def: strconv.Itoa(d.MaxFails), usage: "failures in a row that mark an upstream down until a probe succeeds",
 			apply: func(o *dns.Options, v string) error { return atoi(&o.MaxFails, v) }},
-		{name: "probe-interval", def: d.ProbeInterval.String(), usage: "how often an upstream marked down is probed",
+		{name: "probe-interval", kind: "duration", def: d.ProbeInterval.String(), usage: "how often an upstream marked down is probed",
 			apply: func(o *dns.Options, v string) error { return setDuration(&o.ProbeInterval, v) }},
-		{name: "upstream-port-reuse", def: strconv.Itoa(d.UpstreamPortReuse), usage: "queries one upstream socket carries before a new one on a random port replaces it (1: a new port for every query, as dnsmasq does)",
+		{name: "upstream-port-reuse", kind: "int", def: strconv.Itoa(d.UpstreamPortReuse), usage: "queries one upstream socket carries before a new one on a random port replaces it (1: a new port for every query, as dnsmasq does)",
 			apply: func(o *dns.Options, v string) error { return atoi(&o.UpstreamPortReuse, v) }},
-		{name: "cache-size", def: strconv.Itoa(d.CacheSize), usage: "answers kept in the cache (0 turns the cache off)",
+		{name: "cache-size", kind: "int", def: strconv.Itoa(d.CacheSize), usage: "answers kept in the cache (0 turns the cache off)",
 			apply: func(o *dns.Options, v string) error { return atoi(&o.CacheSize, v) }},
-		{name: "cache-max-bytes", def: strconv.FormatInt(d.CacheMaxBytes, 10), usage: "approximate memory bound of the cache in bytes",
+		{name: "cache-max-bytes", kind: "int", def: strconv.FormatInt(d.CacheMaxBytes, 10), usage: "approximate memory bound of the cache in bytes",
 			apply: func(o *dns.Options, v string) error {
 				n, err := strconv.ParseInt(v, 10, 64)
 				if err != nil {
@@ -78,13 +79,13 @@ func dnsSettings(f *dnsFlags) []*dnsSetting {
 				o.CacheMaxBytes = n
 				return nil
 			}},
-		{name: "min-ttl", def: d.MinTTL.String(), usage: "keep answers in the cache at least this long",
+		{name: "min-ttl", kind: "duration", def: d.MinTTL.String(), usage: "keep answers in the cache at least this long",
 			apply: func(o *dns.Options, v string) error { return setDuration(&o.MinTTL, v) }},
-		{name: "max-ttl", def: d.MaxTTL.String(), usage: "keep answers in the cache at most this long",
+		{name: "max-ttl", kind: "duration", def: d.MaxTTL.String(), usage: "keep answers in the cache at most this long",
 			apply: func(o *dns.Options, v string) error { return setDuration(&o.MaxTTL, v) }},
-		{name: "negative-max-ttl", def: d.NegativeMaxTTL.String(), usage: "keep NXDOMAIN and NODATA answers at most this long (RFC 2308: the SOA minimum applies first)",
+		{name: "negative-max-ttl", kind: "duration", def: d.NegativeMaxTTL.String(), usage: "keep NXDOMAIN and NODATA answers at most this long (RFC 2308: the SOA minimum applies first)",
 			apply: func(o *dns.Options, v string) error { return setDuration(&o.NegativeMaxTTL, v) }},
-		{name: "udp-size", def: strconv.Itoa(int(d.UDPSize)), usage: "EDNS buffer size advertised to clients and upstreams",
+		{name: "udp-size", kind: "int", def: strconv.Itoa(int(d.UDPSize)), usage: "EDNS buffer size advertised to clients and upstreams",
 			apply: func(o *dns.Options, v string) error {
 				n, err := strconv.ParseUint(v, 10, 16)
 				if err != nil {
@@ -93,17 +94,17 @@ func dnsSettings(f *dnsFlags) []*dnsSetting {
 				o.UDPSize = uint16(n)
 				return nil
 			}},
-		{name: "udp-readers", def: "0", usage: "goroutines reading the UDP socket, each on its own descriptor of it (0: one per CPU)",
+		{name: "udp-readers", kind: "int", def: "0", usage: "goroutines reading the UDP socket, each on its own descriptor of it (0: one per CPU)",
 			apply: func(o *dns.Options, v string) error { return atoi(&o.UDPReaders, v) }},
-		{name: "max-concurrent", def: strconv.Itoa(d.MaxConcurrent), usage: "queries waiting on upstreams at once; beyond it clients get SERVFAIL",
+		{name: "max-concurrent", kind: "int", def: strconv.Itoa(d.MaxConcurrent), usage: "queries waiting on upstreams at once; beyond it clients get SERVFAIL",
 			apply: func(o *dns.Options, v string) error { return atoi(&o.MaxConcurrent, v) }},
-		{name: "tcp-idle-timeout", def: d.TCPIdleTimeout.String(), usage: "close client TCP connections idle this long",
+		{name: "tcp-idle-timeout", kind: "duration", def: d.TCPIdleTimeout.String(), usage: "close client TCP connections idle this long",
 			apply: func(o *dns.Options, v string) error { return setDuration(&o.TCPIdleTimeout, v) }},
-		{name: "metrics-addr", usage: "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9153); off when empty",
+		{name: "metrics-addr", kind: "addr", usage: "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9153); off when empty",
 			apply: func(o *dns.Options, v string) error { o.MetricsAddr = v; return nil }},
-		{name: "log-interval", def: d.LogInterval.String(), usage: "log a line of counters this often (0 turns it off)",
+		{name: "log-interval", kind: "duration", def: d.LogInterval.String(), usage: "log a line of counters this often (0 turns it off)",
 			apply: func(o *dns.Options, v string) error { return setDuration(&o.LogInterval, v) }},
-		{name: "point-resolver", usage: "rewrite this resolv.conf (e.g. /etc/resolv.conf in a container) to use the forwarder with a pod's search list while running; the original is restored on exit",
+		{name: "point-resolver", kind: "path", usage: "rewrite this resolv.conf (e.g. /etc/resolv.conf in a container) to use the forwarder with a pod's search list while running; the original is restored on exit",
 			apply: func(_ *dns.Options, v string) error { f.pointResolver = v; return nil }},
 		{name: "namespace", usage: "namespace for the search list written by --point-resolver (<ns>.svc.<domain> first)",
 			apply: func(_ *dns.Options, v string) error { f.namespace = v; return nil }},
@@ -134,7 +135,7 @@ comma-separated.
 		Args: cobra.NoArgs,
 	}
 	for _, s := range f.settings {
-		v := &textValue{s: s.def, list: s.list}
+		v := &textValue{s: s.def, list: s.list, kind: s.kind}
 		s.value = &v.s
 		cmd.Flags().Var(v, s.name, s.usage+" [env "+s.env()+"]")
 		cmd.Flags().Lookup(s.name).DefValue = s.def
@@ -252,13 +253,17 @@ func dnsError(err error, settings []*dnsSetting) error {
 type textValue struct {
 	s    string
 	list bool
+	kind string
 	set  bool
 }
 
 func (v *textValue) String() string { return v.s }
 func (v *textValue) Type() string {
-	if v.list {
+	switch {
+	case v.list:
 		return "list"
+	case v.kind != "":
+		return v.kind
 	}
 	return "string"
 }
