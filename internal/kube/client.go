@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/client-go/dynamic"
 	coordinationv1 "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
@@ -54,6 +55,15 @@ type Client struct {
 	Coordination coordinationv1.CoordinationV1Interface
 	RBAC         rbacv1client.RbacV1Interface
 	Networking   networkingv1.NetworkingV1Interface
+
+	hc *http.Client
+}
+
+// Close closes the client's idle connections to the API server.
+func (c *Client) Close() {
+	if c.hc != nil {
+		utilnet.CloseIdleConnectionsFor(c.hc.Transport)
+	}
 }
 
 // NewClient builds a Client from cfg. Only the API groups meshexp touches
@@ -67,7 +77,7 @@ func NewClient(cfg *rest.Config) (*Client, error) {
 }
 
 func newClient(cfg *rest.Config, hc *http.Client) (*Client, error) {
-	c := &Client{}
+	c := &Client{hc: hc}
 	var err error
 	if c.Dynamic, err = dynamic.NewForConfigAndClient(cfg, hc); err != nil {
 		return nil, fmt.Errorf("build dynamic client: %w", err)

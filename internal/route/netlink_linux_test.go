@@ -208,9 +208,9 @@ func TestEachPodCIDRReachesItsNodeAndRemoveRestoresTheTable(t *testing.T) {
 	// A route someone else made, which meshexp must leave alone.
 	c.host.Run(t, "ip", "route", "add", "10.99.0.0/16", "via", "10.77.1.2", "proto", "static")
 	// The API server's default ServiceCIDR (--service-cluster-ip-range
-	// 10.0.0.0/24); a "ClusterIP" on the first node stands in for
+	// kubetest.ServiceCIDR); a "ClusterIP" on the first node stands in for
 	// kube-proxy.
-	c.nodes[0].ns.AddAddr(t, "lo", "10.0.0.10/32")
+	c.nodes[0].ns.AddAddr(t, "lo", "10.96.0.10/32")
 	before := c.table(t)
 
 	for _, nd := range c.nodes {
@@ -236,8 +236,8 @@ func TestEachPodCIDRReachesItsNodeAndRemoveRestoresTheTable(t *testing.T) {
 			}
 		}
 	}
-	if got, err := c.reach(netip.MustParseAddr("10.0.0.10")); err != nil || got != c.nodes[0].name {
-		t.Errorf("service address 10.0.0.10 reached %q (%v), want the first node %s", got, err, c.nodes[0].name)
+	if got, err := c.reach(netip.MustParseAddr("10.96.0.10")); err != nil || got != c.nodes[0].name {
+		t.Errorf("service address 10.96.0.10 reached %q (%v), want the first node %s", got, err, c.nodes[0].name)
 	}
 
 	added := c.table(t)

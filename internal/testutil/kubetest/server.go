@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -28,6 +29,9 @@ const (
 	startDeadline = 3 * time.Minute
 	stopGrace     = 20 * time.Second
 )
+
+// ServiceCIDR is the API server's --service-cluster-ip-range.
+const ServiceCIDR = "10.96.0.0/16"
 
 // Server is a running etcd + kube-apiserver pair.
 type Server struct {
@@ -53,9 +57,13 @@ func Start(ctx context.Context) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "meshexp-kubetest-")
+	removeStaleDirs()
+	dir, err := os.MkdirTemp("", dirPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("make the API server's directory: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
+		return nil, fmt.Errorf("record the directory's owner: %w", err)
 	}
 	s := &Server{Dir: dir, bins: bins}
 	defer func() {
@@ -157,10 +165,16 @@ func (s *Server) StartAPIServer(ctx context.Context) error {
 		"--service-account-key-file", filepath.Join(s.Dir, "sa.pub"),
 		"--service-account-signing-key-file", filepath.Join(s.Dir, "sa.key"),
 		"--authorization-mode", "RBAC",
-		"--service-cluster-ip-range", "10.0.0.0/24",
+		// Room for 65k Services: the registration benchmark makes one
+		// per simulated host (ServiceCIDR "kubernetes" reflects it).
+		"--service-cluster-ip-range", ServiceCIDR,
 		// No controller-manager creates default ServiceAccounts, so the
 		// admission plugin that requires them would refuse Pods.
 		"--disable-admission-plugins", "ServiceAccount",
+		// The reconciler of the "kubernetes" Service's endpoints refuses
+		// a loopback address and logs an error every 10 s; nothing here
+		// needs that Service.
+		"--endpoint-reconciler-type", "none",
 	)
 	if err != nil {
 		return err
@@ -214,6 +228,35 @@ func (s *Server) TokenConfig(token string) *rest.Config {
 		BearerToken:     token,
 		TLSClientConfig: rest.TLSClientConfig{CAData: s.CAData},
 		UserAgent:       "meshexp-test",
+	}
+}
+
+const (
+	dirPrefix = "meshexp-kubetest-"
+	ownerFile = "owner.pid"
+)
+
+// removeStaleDirs removes the directories of test binaries that died
+// without cleaning up (a go test timeout panics past TestMain); their
+// processes went with them (Pdeathsig). A directory whose owner still runs
+// belongs to a parallel test binary and is kept.
+func removeStaleDirs() {
+	if _, err := os.Stat("/proc/self"); err != nil {
+		return // no /proc to tell a live owner from a dead one
+	}
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPrefix+"*"))
+	for _, d := range dirs {
+		b, err := os.ReadFile(filepath.Join(d, ownerFile))
+		if err != nil {
+			continue // not ours to judge
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 0 {
+			continue
+		}
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); errors.Is(err, os.ErrNotExist) {
+			_ = os.RemoveAll(d)
+		}
 	}
 }
 
