@@ -126,8 +126,20 @@ func steps(c *config.Config) []string {
 	add("start %s as %s", c.Proxy.Bin, c.Proxy.User)
 	add("wait (up to %s) for the proxy's http://127.0.0.1:%d/ready", c.ReadyTimeout, c.Proxy.AdminPort)
 	add("start %s as %s (restart policy %s)", c.Workload, c.WorkloadUser, c.WorkloadRestart)
+	if c.Register.Enabled {
+		add("register ExternalWorkload %s/%s (server-side apply); Ready follows the proxy's /ready every %s; Lease renewed every %s; API connections carry mark %#x",
+			c.WorkloadNamespace, c.WorkloadName, c.Register.ProbePeriod, c.Register.LeaseDuration/4, c.Intercept.ControlMark)
+	}
 	add("supervise; when the proxy dies, exit with its status")
-	add("teardown in reverse: workload, proxy (SIGTERM, %s grace, SIGKILL), SPIRE, interception rules removed", c.ShutdownGrace)
+	teardown := "teardown in reverse: "
+	if c.Register.Enabled {
+		keep := "kept"
+		if c.Register.DeleteOnShutdown {
+			keep = "deleted"
+		}
+		teardown += "Ready=False (ExternalWorkload then " + keep + "), "
+	}
+	add("%sworkload, proxy (SIGTERM, %s grace, SIGKILL), SPIRE, interception rules removed", teardown, c.ShutdownGrace)
 	return s
 }
 

@@ -96,6 +96,13 @@ func Run(ctx context.Context, c *config.Config, logger *slog.Logger) error {
 		}
 		return w, nil
 	}
+	if c.Register.Enabled {
+		w, probs := KubeWorkload(c, logger)
+		if err := probs.Err(); err != nil {
+			return err
+		}
+		lc.Phases.Register = registerPhase(c, w, readyURL, logger)
+	}
 	return lc.Run(ctx)
 }
 

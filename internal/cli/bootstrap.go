@@ -35,6 +35,12 @@ environment, which overrides the --config file.
 		if err != nil {
 			return err
 		}
+		if c.Register.Enabled {
+			// The ExternalWorkload's own rules, before anything changes.
+			if _, probs := bootstrap.KubeWorkload(c, g.logger); probs.Err() != nil {
+				return &UsageError{Err: probs.Err()}
+			}
+		}
 		plan, err := bootstrap.NewPlan(c)
 		if err != nil {
 			return err

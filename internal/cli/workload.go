@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/meshexp/meshexp/internal/bootstrap"
 	"github.com/meshexp/meshexp/internal/config"
 	"github.com/meshexp/meshexp/internal/kube"
 )
@@ -42,41 +43,24 @@ through the status subresource.
 	return cmd
 }
 
-// workloadFlags are the settings shared with bootstrap plus the ones only
-// registration reads.
+// workloadFlags bind the settings shared with bootstrap: names and
+// identity, plus the ExternalWorkload's (IPs, ports, labels) when withSpec
+// and the kubeconfig when withKube.
 type workloadFlags struct {
-	binding     *config.Binding
-	lookupEnv   func(string) (string, bool)
-	ips         []string
-	ports       []string
-	labels      []string
-	servicePort int
-	kubeconfig  string
+	binding   *config.Binding
+	scope     config.Scope
+	lookupEnv func(string) (string, bool)
 }
 
-// defaultPorts is the demo's template: port 8000 named http behind a
-// Service on port 80.
-const (
-	defaultPorts       = "http:8000"
-	defaultServicePort = 80
-)
-
-// bindWorkload binds the shared settings, the registration flags when
-// withSpec (render, apply) and --kubeconfig when withKube.
 func bindWorkload(g *globals, cmd *cobra.Command, withSpec, withKube bool) *workloadFlags {
-	f := &workloadFlags{binding: config.Bind(cmd.Flags(), config.ScopeWorkload), lookupEnv: nodeNameFromHost(g.lookupEnv)}
-	fs := cmd.Flags()
+	scope := config.ScopeWorkload
+	if withSpec {
+		scope |= config.ScopeKubeSpec
+	}
 	if withKube {
-		fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)")
+		scope |= config.ScopeKubeAPI
 	}
-	if !withSpec {
-		return f
-	}
-	fs.StringArrayVar(&f.ips, "workload-ip", nil, "an address the cluster reaches this host on; repeat for IPv4 and IPv6 (default: the source address of the default route) [env MESHEXP_WORKLOAD_IPS, comma-separated]")
-	fs.StringArrayVar(&f.ports, "port", nil, "a port of the workload, NAME:PORT[/TCP|UDP]; repeatable (default "+defaultPorts+") [env MESHEXP_PORTS=http:8000,admin:9000]")
-	fs.StringArrayVar(&f.labels, "label", nil, "an extra label KEY=VALUE on the ExternalWorkload; repeatable [env MESHEXP_LABELS, comma-separated]")
-	fs.IntVar(&f.servicePort, "service-port", 0, "the Service's port for the first --port (default: 80 with the default ports, else the first port's number) [env MESHEXP_SERVICE_PORT]")
-	return f
+	return &workloadFlags{binding: config.Bind(cmd.Flags(), scope), scope: scope, lookupEnv: nodeNameFromHost(g.lookupEnv)}
 }
 
 // nodeNameFromHost lets the workload commands run without NODE_NAME, which
@@ -93,24 +77,6 @@ func nodeNameFromHost(lookup func(string) (string, bool)) func(string) (string, 
 		}
 		return v, ok
 	}
-}
-
-// listInput returns a repeatable flag's values, else the comma-separated
-// environment variable's, and the name of the input they came from.
-func listInput(g *globals, cmd *cobra.Command, flag string, vals []string, env string) ([]string, string) {
-	if cmd.Flags().Changed(flag) {
-		return vals, "--" + flag
-	}
-	if v, ok := g.lookupEnv(env); ok && strings.TrimSpace(v) != "" {
-		var out []string
-		for _, s := range strings.Split(v, ",") {
-			if s = strings.TrimSpace(s); s != "" {
-				out = append(out, s)
-			}
-		}
-		return out, env
-	}
-	return nil, ""
 }
 
 // settings loads and validates the shared settings; problems are returned
@@ -137,91 +103,19 @@ func (f *workloadFlags) load(g *globals) (*config.Config, error) {
 
 // workload loads the settings and builds the host's Workload, reporting
 // every bad input together (exit 2) before any API request.
-func (f *workloadFlags) workload(g *globals, cmd *cobra.Command) (*kube.Workload, *config.Config, error) {
+func (f *workloadFlags) workload(g *globals) (*kube.Workload, *config.Config, error) {
 	c, probs := f.settings(g)
 	if c == nil {
 		return nil, nil, &UsageError{Err: probs.Err()}
 	}
-	w := &kube.Workload{
-		Name:       c.WorkloadName,
-		Namespace:  c.WorkloadNamespace,
-		Identity:   c.SPIFFEID(),
-		ServerName: c.ServerName(),
-		Labels:     map[string]string{},
-	}
-	bad := func(input, fix string, err error) {
-		probs = append(probs, config.Problem{Input: input, Message: err.Error(), Fix: fix})
-	}
-
-	ips, in := listInput(g, cmd, "workload-ip", f.ips, "MESHEXP_WORKLOAD_IPS")
-	for _, s := range ips {
-		ip, err := parseIP(s)
-		if err != nil {
-			bad(in, "give an IPv4 and/or an IPv6 address of this host", err)
-			continue
-		}
-		w.IPs = append(w.IPs, ip)
-	}
-	if in == "" {
-		ip, err := kube.DetectIP()
-		if err != nil {
-			bad("--workload-ip", "give the address the cluster reaches this host on", err)
-		} else {
-			g.logger.Info("workload IP detected from the default route", "ip", ip.String())
-			w.IPs = append(w.IPs, ip)
-		}
-	}
-
-	ports, in := listInput(g, cmd, "port", f.ports, "MESHEXP_PORTS")
-	defaultedPorts := in == ""
-	if defaultedPorts {
-		ports, in = []string{defaultPorts}, "default"
-	}
-	for _, s := range ports {
-		p, err := kube.ParsePort(s)
-		if err != nil {
-			bad(in, "", err)
-			continue
-		}
-		w.Ports = append(w.Ports, p)
-	}
-
-	labels, in := listInput(g, cmd, "label", f.labels, "MESHEXP_LABELS")
-	for _, s := range labels {
-		k, v, err := kube.ParseLabel(s)
-		if err != nil {
-			bad(in, "write KEY=VALUE with a Kubernetes label key and value", err)
-			continue
-		}
-		w.Labels[k] = v
-	}
-
-	switch {
-	case cmd.Flags().Changed("service-port"):
-		w.ServicePort = int32(f.servicePort)
-		if f.servicePort < 1 || f.servicePort > 65535 {
-			bad("--service-port", "give a port 1-65535", fmt.Errorf("%d is out of range", f.servicePort))
-		}
-	default:
-		if v, ok := g.lookupEnv("MESHEXP_SERVICE_PORT"); ok && v != "" {
-			var n int
-			if _, err := fmt.Sscanf(v, "%d", &n); err != nil || fmt.Sprint(n) != v || n < 1 || n > 65535 {
-				bad("MESHEXP_SERVICE_PORT", "give a port 1-65535", fmt.Errorf("%q is not a port number", v))
-			}
-			w.ServicePort = int32(n)
-		} else if defaultedPorts {
-			w.ServicePort = defaultServicePort
-		}
-	}
-
-	// The checks the ExternalWorkload and Service add on top of the
-	// settings (a Service name is a DNS-1035 label, at most two IPs, ...);
-	// only meaningful once every input parsed.
-	if len(probs.Errors()) == 0 {
-		if err := w.Validate(); err != nil {
-			for _, line := range strings.Split(err.Error(), "\n") {
-				probs = append(probs, config.Problem{Input: "registration", Message: line})
-			}
+	// Report the ExternalWorkload's own problems (ports, labels) with the
+	// settings' ones; its whole-object check only when the settings parsed,
+	// or it would repeat them.
+	settingsBad := len(probs.Errors()) > 0
+	w, more := bootstrap.KubeWorkload(c, g.logger)
+	for _, p := range more {
+		if !settingsBad || p.Input != "registration" {
+			probs = append(probs, p)
 		}
 	}
 	if err := probs.Err(); err != nil {
@@ -231,8 +125,8 @@ func (f *workloadFlags) workload(g *globals, cmd *cobra.Command) (*kube.Workload
 }
 
 // client loads the kubeconfig and builds a client.
-func (f *workloadFlags) client() (*kube.Client, error) {
-	cfg, err := kube.LoadConfig(f.kubeconfig, nil)
+func client(c *config.Config) (*kube.Client, error) {
+	cfg, err := kube.LoadConfig(c.Register.Kubeconfig, nil)
 	if err != nil {
 		return nil, &UsageError{Err: err}
 	}
@@ -247,7 +141,7 @@ func newWorkloadRenderCmd(g *globals) *cobra.Command {
 	}
 	f := bindWorkload(g, cmd, true, false)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		w, _, err := f.workload(g, cmd)
+		w, _, err := f.workload(g)
 		if err != nil {
 			return err
 		}
@@ -276,11 +170,11 @@ use). Running it again with the same settings writes nothing. bootstrap
 	f := bindWorkload(g, cmd, true, true)
 	cmd.Flags().BoolVar(&ready, "ready", true, "the Ready condition to write: true makes the endpoints ready in Linkerd")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		w, _, err := f.workload(g, cmd)
+		w, settings, err := f.workload(g)
 		if err != nil {
 			return err
 		}
-		c, err := f.client()
+		c, err := client(settings)
 		if err != nil {
 			return err
 		}
@@ -316,7 +210,7 @@ func newWorkloadDeleteCmd(g *globals) *cobra.Command {
 		}
 		// Delete needs only the names: no IP detection, no ports.
 		w := &kube.Workload{Name: c.WorkloadName, Namespace: c.WorkloadNamespace}
-		cl, err := f.client()
+		cl, err := client(c)
 		if err != nil {
 			return err
 		}

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"os"
 	"time"
 
@@ -65,7 +64,7 @@ at the same API server. Copy it to the host and pass it to bootstrap
 			_, err = g.stdout.Write(b)
 			return err
 		}
-		cfg, err := kube.LoadConfig(f.kubeconfig, nil)
+		cfg, err := kube.LoadConfig(c.Register.Kubeconfig, nil)
 		if err != nil {
 			return &UsageError{Err: err}
 		}
@@ -93,16 +92,4 @@ at the same API server. Copy it to the host and pass it to bootstrap
 		return nil
 	}
 	return cmd
-}
-
-// parseIP parses one workload IP.
-func parseIP(s string) (netip.Addr, error) {
-	ip, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Addr{}, fmt.Errorf("%q is not an IP address", s)
-	}
-	if ip.Zone() != "" {
-		return netip.Addr{}, fmt.Errorf("%q: a zoned (link-local) address cannot be reached from the cluster", s)
-	}
-	return ip.Unmap(), nil
 }

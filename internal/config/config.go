@@ -45,6 +45,7 @@ type Config struct {
 	Proxy     Proxy
 	Intercept Intercept
 	SPIRE     SPIRE
+	Register  Register
 
 	// origins records where each setting's value came from, for messages.
 	origins map[string]origin
@@ -97,6 +98,21 @@ type SPIRE struct {
 	X509PopCert    string
 	X509PopKey     string
 	SVIDTimeout    time.Duration
+}
+
+// Register configures the ExternalWorkload and bootstrap's registration.
+// Ports and labels stay as written: internal/kube parses them, so there is
+// one parser for the ExternalWorkload's rules.
+type Register struct {
+	Enabled          bool
+	Kubeconfig       string
+	WorkloadIPs      []netip.Addr // empty: detected from the default route
+	Ports            []string     // NAME:PORT[/TCP|UDP]
+	Labels           []string     // KEY=VALUE
+	ServicePort      uint16       // 0: 80 with the default ports, else the first port
+	DeleteOnShutdown bool
+	ProbePeriod      time.Duration
+	LeaseDuration    time.Duration
 }
 
 // User is a resolved uid/gid with the name it was given as.

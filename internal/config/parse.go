@@ -180,6 +180,35 @@ func destinationList(field func(*Config) *[]netip.AddrPort) func(*Config, string
 	}
 }
 
+func addrList(field func(*Config) *[]netip.Addr) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		var out []netip.Addr
+		for _, item := range splitList(v) {
+			a, err := netip.ParseAddr(item)
+			if err != nil {
+				return badf("give an IPv4 and/or an IPv6 address of this host", "%q is not an IP address", item)
+			}
+			out = append(out, a.Unmap())
+		}
+		*field(c) = out
+		return nil
+	}
+}
+
+func rawList(field func(*Config) *[]string) func(*Config, string) error {
+	return func(c *Config, v string) error { *field(c) = splitList(v); return nil }
+}
+
+func optionalPort(field func(*Config) *uint16) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		if strings.TrimSpace(v) == "" {
+			*field(c) = 0
+			return nil
+		}
+		return port(field)(c, v)
+	}
+}
+
 func mark(field func(*Config) *uint32) func(*Config, string) error {
 	return func(c *Config, v string) error {
 		n, err := strconv.ParseUint(strings.TrimSpace(v), 0, 32)

@@ -16,9 +16,12 @@ const (
 	ScopeIntercept                   // interception rules
 	ScopeSPIRE                       // identity source
 	ScopeRun                         // the workload command, users, timeouts
+	ScopeKubeSpec                    // what the ExternalWorkload says: IPs, ports, labels
+	ScopeKubeAPI                     // how to reach the API server
+	ScopeRegister                    // bootstrap's registration loop
 
 	// ScopeBootstrap is everything `meshexp bootstrap` reads.
-	ScopeBootstrap = ScopeWorkload | ScopeProxy | ScopeIntercept | ScopeSPIRE | ScopeRun
+	ScopeBootstrap = ScopeWorkload | ScopeProxy | ScopeIntercept | ScopeSPIRE | ScopeRun | ScopeKubeSpec | ScopeKubeAPI | ScopeRegister
 )
 
 // Setting is one configuration knob: its flag, environment variables,
@@ -39,7 +42,7 @@ type Setting struct {
 }
 
 // groups orders settings in --help and the README.
-var groups = []string{"workload", "control plane", "proxy", "interception", "spire", "run"}
+var groups = []string{"workload", "control plane", "proxy", "interception", "spire", "run", "kubernetes"}
 
 var registry []*Setting
 

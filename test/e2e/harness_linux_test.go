@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/meshexp/meshexp/internal/spire"
+	"github.com/meshexp/meshexp/internal/testutil/kubetest"
 	"github.com/meshexp/meshexp/internal/testutil/netns"
 	"github.com/meshexp/meshexp/internal/testutil/standin"
 	"github.com/meshexp/meshexp/internal/trust"
@@ -42,6 +43,7 @@ func TestMain(m *testing.M) {
 				os.RemoveAll(bins.dir)
 			}
 		}()
+		defer kubetest.Stop()
 		return m.Run()
 	}()
 	os.Exit(code)

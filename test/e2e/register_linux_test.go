@@ -1,0 +1,140 @@
+//go:build linux
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/rest"
+
+	"github.com/meshexp/meshexp/internal/kube"
+	"github.com/meshexp/meshexp/internal/testutil/kubetest"
+)
+
+// TestBootstrapRegistersAndReadyFollowsTheProxy runs `bootstrap --register`
+// with the host's least-privilege kubeconfig against a real API server. The
+// API server is reached at the peer's address (a relay in the peer
+// namespace forwards to the server on the test's loopback), so meshexp's
+// API connections cross interception and only the control mark lets them
+// through.
+func TestBootstrapRegistersAndReadyFollowsTheProxy(t *testing.T) {
+	srv := kubetest.Get(t)
+	ns := srv.CreateNamespace(t, "e2e")
+	h := newHost(t)
+	relay := h.relayToAPIServer(t, srv.AdminConfig())
+
+	admin, err := kube.NewClient(srv.AdminConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	w := &kube.Workload{Name: "web", Namespace: ns}
+	rbac := kube.RenderRBAC(w)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := admin.ApplyRBAC(ctx, rbac); err != nil {
+		t.Fatal(err)
+	}
+	token, _, err := admin.RequestToken(ctx, rbac, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	viaRelay := rest.CopyConfig(srv.AdminConfig())
+	viaRelay.Host = "https://" + relay
+	viaRelay.ServerName = "kubernetes" // a name the self-signed serving certificate holds
+	kc, err := kube.HostKubeconfig(viaRelay, ns, kube.RBACName(w), token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kcPath := filepath.Join(h.base, "host.kubeconfig")
+	if err := os.WriteFile(kcPath, kc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.env = append(h.env, "MESHEXP_REGISTER=true", "MESHEXP_KUBECONFIG="+kcPath, "WORKLOAD_NAMESPACE="+ns,
+		"MESHEXP_WORKLOAD_IPS="+h.pair.Addr4.String(), "MESHEXP_REGISTER_PROBE_PERIOD=500ms")
+	h.start()
+
+	readyIs := func(want string) func() error {
+		return func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			ew, err := admin.GetWorkload(ctx, w)
+			if err != nil {
+				return err
+			}
+			if ew.Status != nil {
+				for _, c := range ew.Status.Conditions {
+					if c.Type == "Ready" && c.Status == want {
+						return nil
+					}
+				}
+			}
+			return fmt.Errorf("Ready is not %s yet: %+v", want, ew.Status)
+		}
+	}
+	h.waitFor("the ExternalWorkload to be Ready=True", 60*time.Second, readyIs("True"))
+	getCtx, cancelGet := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelGet()
+	ew, err := admin.GetWorkload(getCtx, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ew.Spec.MeshTLS.Identity; got != "spiffe://root.linkerd.cluster.local/web" {
+		t.Errorf("meshTLS.identity = %q, want the SPIFFE ID the proxy holds", got)
+	}
+
+	h.signal(syscall.SIGTERM)
+	if code := h.wait(60 * time.Second); code != 0 {
+		t.Errorf("exit status = %d, want 0", code)
+	}
+	if err := readyIs("False")(); err != nil {
+		t.Errorf("after shutdown: %v", err)
+	}
+	h.assertClean()
+}
+
+// relayToAPIServer listens on the peer's address inside the peer namespace
+// and forwards each connection to the API server on the test's loopback. It
+// returns the relay's address.
+func (h *host) relayToAPIServer(t *testing.T, admin *rest.Config) string {
+	t.Helper()
+	u, err := url.Parse(admin.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := u.Host
+	var ln net.Listener
+	addr := net.JoinHostPort(h.pair.PeerAddr4.String(), "6443")
+	if err := h.pair.Peer.Do(func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer in.Close()
+				out, err := net.DialTimeout("tcp", target, 5*time.Second)
+				if err != nil {
+					return
+				}
+				defer out.Close()
+				go io.Copy(out, in)
+				io.Copy(in, out)
+			}()
+		}
+	}()
+	return addr
+}
