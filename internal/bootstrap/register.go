@@ -76,7 +76,6 @@ func KubeWorkload(c *config.Config, logger *slog.Logger) (*kube.Workload, config
 	return w, probs
 }
 
-
 // input names a setting for a message: where it came from, or its flag.
 func input(c *config.Config, setting string) string {
 	if o := c.Origin(setting); o != "default" {
