@@ -26,6 +26,9 @@ type Phases struct {
 	// Identity makes the proxy's SVID available (SPIRE) and returns when a
 	// verified SVID is there. Its stop ends what it started.
 	Identity func(ctx context.Context) (stop func(context.Context) error, err error)
+	// DNS starts the cluster DNS forwarder (optional), before the proxy,
+	// which resolves the control plane's names through it.
+	DNS func(ctx context.Context) (stop func(context.Context) error, err error)
 	// Intercept installs the interception rules; remove deletes them.
 	Intercept func(ctx context.Context) (remove func(context.Context) error, err error)
 	// Proxy starts linkerd2-proxy.
@@ -78,6 +81,15 @@ func (l *Lifecycle) Run(ctx context.Context) (err error) {
 	push("identity", stopIdentity)
 	if err != nil {
 		return fmt.Errorf("identity: %w", err)
+	}
+
+	if l.Phases.DNS != nil {
+		l.Logger.Info("phase: dns")
+		stop, err := l.Phases.DNS(ctx)
+		push("dns", stop)
+		if err != nil {
+			return fmt.Errorf("dns: %w", err)
+		}
 	}
 
 	if l.Phases.Intercept != nil {

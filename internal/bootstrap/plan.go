@@ -117,6 +117,12 @@ func steps(c *config.Config) []string {
 		add("register %s selecting unix:uid:%d (the proxy only)", c.SPIFFEID(), c.Proxy.User.UID)
 	}
 	add("wait (up to %s) for an X.509 SVID for %s on %s, verified against %s", c.SPIRE.SVIDTimeout, c.SPIFFEID(), c.SPIRE.SocketPath, c.TrustAnchorPath())
+	if c.DNS.Enabled {
+		add("start the DNS forwarder on %s: svc.%s. → %v, the rest → %s", c.DNS.Listen, c.ClusterDomain, c.DNS.ClusterDNS, upstreamsText(c))
+		if c.DNS.PointResolver != "" {
+			add("point %s at the forwarder (the original is kept and restored on exit)", c.DNS.PointResolver)
+		}
+	}
 	if c.Intercept.Enabled {
 		add("install interception rules (backend %s): inbound TCP → :%d, outbound TCP → 127.0.0.1:%d, except uid %d and mark %#x",
 			c.Intercept.Backend, c.Proxy.InboundPort, c.Proxy.OutboundPort, c.Proxy.User.UID, c.Intercept.ControlMark)
@@ -171,4 +177,11 @@ func (p *Plan) Write(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+func upstreamsText(c *config.Config) string {
+	if len(c.DNS.Upstreams) == 0 {
+		return "the nameservers of /etc/resolv.conf"
+	}
+	return fmt.Sprint(c.DNS.Upstreams)
 }

@@ -59,6 +59,9 @@ func Run(ctx context.Context, c *config.Config, logger *slog.Logger) error {
 		}
 		return id.Stop, nil
 	}
+	if c.DNS.Enabled {
+		lc.Phases.DNS = dnsPhase(c, logger)
+	}
 	if c.Intercept.Enabled {
 		lc.Phases.Intercept = func(ctx context.Context) (func(context.Context) error, error) {
 			return installRules(ctx, c, logger)

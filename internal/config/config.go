@@ -46,6 +46,7 @@ type Config struct {
 	Intercept Intercept
 	SPIRE     SPIRE
 	Register  Register
+	DNS       DNS
 
 	// origins records where each setting's value came from, for messages.
 	origins map[string]origin
@@ -113,6 +114,16 @@ type Register struct {
 	DeleteOnShutdown bool
 	ProbePeriod      time.Duration
 	LeaseDuration    time.Duration
+}
+
+// DNS configures bootstrap's cluster DNS forwarder (`meshexp dns` has the
+// full set of knobs; bootstrap takes its defaults for the rest).
+type DNS struct {
+	Enabled       bool
+	Listen        string
+	ClusterDNS    []netip.AddrPort
+	Upstreams     []netip.AddrPort
+	PointResolver string // resolv.conf rewritten to use the forwarder, restored on exit
 }
 
 // User is a resolved uid/gid with the name it was given as.

@@ -209,6 +209,26 @@ func optionalPort(field func(*Config) *uint16) func(*Config, string) error {
 	}
 }
 
+// dnsServers parses "IP" or "IP:PORT" items (port 53 when left out).
+func dnsServers(field func(*Config) *[]netip.AddrPort) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		var out []netip.AddrPort
+		for _, item := range splitList(v) {
+			if a, err := netip.ParseAddr(item); err == nil {
+				out = append(out, netip.AddrPortFrom(a.Unmap(), 53))
+				continue
+			}
+			ap, err := netip.ParseAddrPort(item)
+			if err != nil || ap.Port() == 0 {
+				return badf("use IP or IP:PORT, e.g. 192.168.1.10:30053", "%q is not a DNS server address", item)
+			}
+			out = append(out, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+		}
+		*field(c) = out
+		return nil
+	}
+}
+
 func mark(field func(*Config) *uint32) func(*Config, string) error {
 	return func(c *Config, v string) error {
 		n, err := strconv.ParseUint(strings.TrimSpace(v), 0, 32)

@@ -19,9 +19,10 @@ const (
 	ScopeKubeSpec                    // what the ExternalWorkload says: IPs, ports, labels
 	ScopeKubeAPI                     // how to reach the API server
 	ScopeRegister                    // bootstrap's registration loop
+	ScopeDNS                         // bootstrap's DNS forwarder
 
 	// ScopeBootstrap is everything `meshexp bootstrap` reads.
-	ScopeBootstrap = ScopeWorkload | ScopeProxy | ScopeIntercept | ScopeSPIRE | ScopeRun | ScopeKubeSpec | ScopeKubeAPI | ScopeRegister
+	ScopeBootstrap = ScopeWorkload | ScopeProxy | ScopeIntercept | ScopeSPIRE | ScopeRun | ScopeKubeSpec | ScopeKubeAPI | ScopeRegister | ScopeDNS
 )
 
 // Setting is one configuration knob: its flag, environment variables,
@@ -42,7 +43,7 @@ type Setting struct {
 }
 
 // groups orders settings in --help and the README.
-var groups = []string{"workload", "control plane", "proxy", "interception", "spire", "run", "kubernetes"}
+var groups = []string{"workload", "control plane", "proxy", "interception", "spire", "run", "kubernetes", "dns"}
 
 var registry []*Setting
 

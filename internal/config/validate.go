@@ -56,6 +56,9 @@ func (c *Config) Validate(opts ValidateOptions) Problems {
 	if s&ScopeRun != 0 {
 		v.run()
 	}
+	if s&ScopeDNS != 0 && c.DNS.Enabled && len(c.DNS.ClusterDNS) == 0 {
+		v.add("cluster-dns", "give kube-dns's address as the cluster sees it, e.g. a node IP and kube-dns's NodePort", "--dns needs at least one cluster DNS server")
+	}
 	return v.probs
 }
 
