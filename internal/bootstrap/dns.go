@@ -2,6 +2,7 @@ package bootstrap
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -19,8 +20,46 @@ func DNSOptions(c *config.Config) dns.Options {
 	o.ClusterDomain = c.ClusterDomain
 	o.ClusterDNS = c.DNS.ClusterDNS
 	o.Upstreams = c.DNS.Upstreams
+	o.ClusterCIDRs = c.DNS.ClusterCIDRs
 	o.Control = netfilter.ControlFunc(c.Intercept.ControlMark)
 	return o
+}
+
+// dnsSettingOf names bootstrap's setting for a field of dns.Options.
+var dnsSettingOf = map[string]string{
+	"listen": "dns-listen", "cluster-dns": "cluster-dns", "upstream": "dns-upstream",
+	"resolv-conf": "dns-upstream", "cluster-cidr": "dns-cluster-cidrs", "cluster-domain": "cluster-domain",
+}
+
+// ValidateDNS checks the forwarder's options before anything changes and
+// names bootstrap's flags in the problems.
+func ValidateDNS(c *config.Config) config.Problems {
+	o := DNSOptions(c)
+	err := o.Validate()
+	if err == nil {
+		return nil
+	}
+	var probs config.Problems
+	for _, e := range unjoin(err) {
+		in := "--dns"
+		var fe *dns.FieldError
+		if errors.As(e, &fe) {
+			if s, ok := dnsSettingOf[fe.Field]; ok {
+				in = input(c, s)
+			}
+			e = fe.Err
+		}
+		probs = append(probs, config.Problem{Input: in, Message: e.Error()})
+	}
+	return probs
+}
+
+// unjoin splits an errors.Join error into its parts.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 // dnsPhase starts the forwarder and, when asked, points a resolv.conf at

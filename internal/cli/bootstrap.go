@@ -35,6 +35,11 @@ environment, which overrides the --config file.
 		if err != nil {
 			return err
 		}
+		if c.DNS.Enabled {
+			if probs := bootstrap.ValidateDNS(c); probs.Err() != nil {
+				return &UsageError{Err: probs.Err()}
+			}
+		}
 		if c.Register.Enabled {
 			// The ExternalWorkload's own rules, before anything changes.
 			if _, probs := bootstrap.KubeWorkload(c, g.logger); probs.Err() != nil {

@@ -218,3 +218,20 @@ func TestCertsInspectFailsOnABadCertificate(t *testing.T) {
 		t.Fatalf("exit %d:\n%s", code, stdout)
 	}
 }
+
+func TestDNSSettingsAreCheckedBeforeAnythingChanges(t *testing.T) {
+	dir, _ := trusttest.AnchorDir(t)
+	env := demoEnv(dir)
+	env["MESHEXP_DNS"] = "true"
+	env["MESHEXP_DNS_CLUSTER_DNS"] = "10.9.0.1:30053"
+	env["MESHEXP_DNS_UPSTREAM"] = "10.9.0.2"
+	code, stdout, stderr := run(t, []string{"bootstrap", "--dry-run", "--dns-listen", "localhost"}, env)
+	if code != ExitUsage || !strings.Contains(stderr, "--dns-listen") || stdout != "" {
+		t.Fatalf("exit %d, stderr %s", code, stderr)
+	}
+	delete(env, "MESHEXP_DNS_CLUSTER_DNS")
+	code, _, stderr = run(t, []string{"bootstrap", "--dry-run"}, env)
+	if code != ExitUsage || !strings.Contains(stderr, "--cluster-dns") {
+		t.Fatalf("exit %d, stderr %s", code, stderr)
+	}
+}

@@ -123,7 +123,8 @@ type DNS struct {
 	Listen        string
 	ClusterDNS    []netip.AddrPort
 	Upstreams     []netip.AddrPort
-	PointResolver string // resolv.conf rewritten to use the forwarder, restored on exit
+	ClusterCIDRs  []netip.Prefix // pod and service networks: their reverse zones go to ClusterDNS
+	PointResolver string         // resolv.conf rewritten to use the forwarder, restored on exit
 }
 
 // User is a resolved uid/gid with the name it was given as.
