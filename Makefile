@@ -3,7 +3,7 @@ GO ?= go
 BIN := bin/meshexp
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build test lint demo bench bench-bootstrap bench-intercept clean
+.PHONY: all build test lint demo bench bench-bootstrap bench-intercept bench-dns bench-kube clean
 
 all: build
 
@@ -21,13 +21,22 @@ demo:
 
 # Side-by-side benchmarks (root): each prints meshexp's figures next to what
 # it replaces; the README reports the ratios.
-bench: bench-bootstrap bench-intercept
+bench: bench-bootstrap bench-intercept bench-dns bench-kube
 
 bench-bootstrap:
 	MESHEXP_SPIRE_BIN_DIR=$$(bash hack/install-spire.sh) $(GO) test -run '^$$' -bench StartToProxyReady -benchtime 3x ./test/e2e
 
 bench-intercept:
 	$(GO) test -run '^$$' -bench Install ./internal/netfilter
+
+# meshexp dns against dnsmasq, configured alike, driven by dnsperf (~5 min).
+bench-dns:
+	bash hack/install-deps.sh
+	bash hack/bench-dns.sh
+
+# N simulated hosts registering and heartbeating against one API server.
+bench-kube:
+	MESHEXP_KUBE_BIN_DIR=$$(bash hack/install-kube.sh) $(GO) test -run '^$$' -bench . ./internal/kube -args -bench-hosts 100,500,2000
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
