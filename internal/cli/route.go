@@ -87,7 +87,7 @@ func newRouteAddCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			found, notes, err := route.FromCluster(ctx, cl.Core, cl.Networking, route.ClusterOptions{NodeSelector: selector, ServiceCIDRs: serviceCIDRs})
+			found, notes, err := route.FromCluster(ctx, cl.Dynamic, route.ClusterOptions{NodeSelector: selector, ServiceCIDRs: serviceCIDRs})
 			if err != nil {
 				return err
 			}

@@ -15,8 +15,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
-	networkingv1 "k8s.io/client-go/kubernetes/typed/networking/v1"
 
 	"github.com/meshexp/meshexp/internal/route"
 	"github.com/meshexp/meshexp/internal/testutil/kubetest"
@@ -45,7 +45,7 @@ type cluster struct {
 	nodes    []*fakeNode
 	selector string
 	core     corev1client.CoreV1Interface
-	nets     networkingv1.NetworkingV1Interface
+	dyn      dynamic.Interface
 	mgr      *route.Manager
 }
 
@@ -60,7 +60,7 @@ func newCluster(t *testing.T, n int) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nets, err := networkingv1.NewForConfig(cfg)
+	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func newCluster(t *testing.T, n int) *cluster {
 		id = id[len(id)-40:]
 	}
 	id = strings.Trim(id, "-")
-	c := &cluster{host: netns.New(t), selector: "meshexp-test=" + id, core: core, nets: nets}
+	c := &cluster{host: netns.New(t), selector: "meshexp-test=" + id, core: core, dyn: dyn}
 	for i := 1; i <= n; i++ {
 		c.nodes = append(c.nodes, c.addNode(t, id, i))
 	}
@@ -192,7 +192,7 @@ func (c *cluster) table(t *testing.T) string {
 
 func (c *cluster) fromCluster(t *testing.T, services bool) []route.Route {
 	t.Helper()
-	routes, notes, err := route.FromCluster(context.Background(), c.core, c.nets, route.ClusterOptions{NodeSelector: c.selector, ServiceCIDRs: services})
+	routes, notes, err := route.FromCluster(context.Background(), c.dyn, route.ClusterOptions{NodeSelector: c.selector, ServiceCIDRs: services})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,10 +15,10 @@ import (
 	"sort"
 	"strings"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
-	networkingv1 "k8s.io/client-go/kubernetes/typed/networking/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
 )
 
 // Protocol is the rtm_protocol meshexp stamps on its routes. 157 is not
@@ -82,23 +82,55 @@ type ClusterOptions struct {
 	ServiceCIDRs bool
 }
 
+// Node is the part of a core/v1 Node that routing reads.
+type Node struct {
+	Name string
+	// PodCIDRs is spec.podCIDRs; PodCIDR (spec.podCIDR) is read only when
+	// it is empty, as on clusters older than dual-stack.
+	PodCIDRs []string
+	PodCIDR  string
+	// InternalIPs are the addresses of type InternalIP in
+	// status.addresses, in order.
+	InternalIPs []string
+}
+
+// The resources FromCluster lists. They are read through the dynamic
+// client: client-go's typed clients would link in every API group's types
+// (k8s.io/client-go/kubernetes/scheme), several MB of meshexp's RSS.
+var (
+	nodesGVR        = schema.GroupVersionResource{Version: "v1", Resource: "nodes"}
+	serviceCIDRsGVR = schema.GroupVersionResource{Group: "networking.k8s.io", Version: "v1", Resource: "servicecidrs"}
+)
+
 // FromCluster reads every node's pod CIDRs and internal IPs (and the
 // service CIDRs when asked). Nodes that cannot be routed to are skipped and
 // named in the returned notes.
-func FromCluster(ctx context.Context, core corev1client.NodesGetter, nets networkingv1.ServiceCIDRsGetter, opts ClusterOptions) ([]Route, []string, error) {
-	list, err := core.Nodes().List(ctx, metav1.ListOptions{LabelSelector: opts.NodeSelector})
+func FromCluster(ctx context.Context, dyn dynamic.Interface, opts ClusterOptions) ([]Route, []string, error) {
+	list, err := dyn.Resource(nodesGVR).List(ctx, metav1.ListOptions{LabelSelector: opts.NodeSelector})
 	if err != nil {
 		return nil, nil, fmt.Errorf("list nodes: %w", err)
 	}
-	routes, notes := FromNodes(list.Items)
+	nodes := make([]Node, 0, len(list.Items))
+	for i := range list.Items {
+		n, err := nodeFrom(&list.Items[i])
+		if err != nil {
+			return nil, nil, err
+		}
+		nodes = append(nodes, n)
+	}
+	routes, notes := FromNodes(nodes)
 	if opts.ServiceCIDRs {
-		cidrs, err := nets.ServiceCIDRs().List(ctx, metav1.ListOptions{})
+		cidrs, err := dyn.Resource(serviceCIDRsGVR).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return nil, nil, fmt.Errorf("list service CIDRs (networking.k8s.io/v1 servicecidrs; give --service-cidr on clusters older than 1.33): %w", err)
 		}
 		for _, sc := range cidrs.Items {
-			for _, c := range sc.Spec.CIDRs {
-				r, note := viaFirstNode(c, list.Items, "servicecidr/"+sc.Name)
+			specCIDRs, _, err := unstructured.NestedStringSlice(sc.Object, "spec", "cidrs")
+			if err != nil {
+				return nil, nil, fmt.Errorf("read ServiceCIDR %s: spec.cidrs: %w", sc.GetName(), err)
+			}
+			for _, c := range specCIDRs {
+				r, note := viaFirstNode(c, nodes, "servicecidr/"+sc.GetName())
 				if note != "" {
 					notes = append(notes, note)
 					continue
@@ -113,15 +145,45 @@ func FromCluster(ctx context.Context, core corev1client.NodesGetter, nets networ
 	return routes, notes, nil
 }
 
+// nodeFrom reads the fields routing needs from a listed Node.
+func nodeFrom(u *unstructured.Unstructured) (Node, error) {
+	n := Node{Name: u.GetName()}
+	var err error
+	if n.PodCIDRs, _, err = unstructured.NestedStringSlice(u.Object, "spec", "podCIDRs"); err != nil {
+		return Node{}, fmt.Errorf("read Node %s: spec.podCIDRs: %w", n.Name, err)
+	}
+	if n.PodCIDR, _, err = unstructured.NestedString(u.Object, "spec", "podCIDR"); err != nil {
+		return Node{}, fmt.Errorf("read Node %s: spec.podCIDR: %w", n.Name, err)
+	}
+	addrs, _, err := unstructured.NestedSlice(u.Object, "status", "addresses")
+	if err != nil {
+		return Node{}, fmt.Errorf("read Node %s: status.addresses: %w", n.Name, err)
+	}
+	for _, a := range addrs {
+		m, ok := a.(map[string]any)
+		if !ok {
+			continue
+		}
+		// core/v1 NodeInternalIP.
+		if typ, _ := m["type"].(string); typ != "InternalIP" {
+			continue
+		}
+		if ip, _ := m["address"].(string); ip != "" {
+			n.InternalIPs = append(n.InternalIPs, ip)
+		}
+	}
+	return n, nil
+}
+
 // FromNodes returns a route for each pod CIDR of each node via the node's
 // InternalIP of the same family.
-func FromNodes(nodes []corev1.Node) ([]Route, []string) {
+func FromNodes(nodes []Node) ([]Route, []string) {
 	var routes []Route
 	var notes []string
 	for _, n := range sortedNodes(nodes) {
-		cidrs := n.Spec.PodCIDRs
-		if len(cidrs) == 0 && n.Spec.PodCIDR != "" {
-			cidrs = []string{n.Spec.PodCIDR}
+		cidrs := n.PodCIDRs
+		if len(cidrs) == 0 && n.PodCIDR != "" {
+			cidrs = []string{n.PodCIDR}
 		}
 		if len(cidrs) == 0 {
 			notes = append(notes, fmt.Sprintf("node %s: no pod CIDR (spec.podCIDRs); skipped", n.Name))
@@ -146,7 +208,7 @@ func FromNodes(nodes []corev1.Node) ([]Route, []string) {
 
 // viaFirstNode routes cidr via the first node (by name) with an InternalIP
 // of its family.
-func viaFirstNode(cidr string, nodes []corev1.Node, from string) (Route, string) {
+func viaFirstNode(cidr string, nodes []Node, from string) (Route, string) {
 	p, err := netip.ParsePrefix(cidr)
 	if err != nil {
 		return Route{}, fmt.Sprintf("%s: CIDR %q: %v; skipped", from, cidr, err)
@@ -159,12 +221,9 @@ func viaFirstNode(cidr string, nodes []corev1.Node, from string) (Route, string)
 	return Route{}, fmt.Sprintf("%s: no node has an InternalIP of the family of %s; skipped", from, p)
 }
 
-func internalIP(n corev1.Node, v4 bool) (netip.Addr, bool) {
-	for _, a := range n.Status.Addresses {
-		if a.Type != corev1.NodeInternalIP {
-			continue
-		}
-		ip, err := netip.ParseAddr(a.Address)
+func internalIP(n Node, v4 bool) (netip.Addr, bool) {
+	for _, a := range n.InternalIPs {
+		ip, err := netip.ParseAddr(a)
 		if err == nil && ip.Unmap().Is4() == v4 {
 			return ip.Unmap(), true
 		}
@@ -172,8 +231,8 @@ func internalIP(n corev1.Node, v4 bool) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
-func sortedNodes(nodes []corev1.Node) []corev1.Node {
-	s := append([]corev1.Node(nil), nodes...)
+func sortedNodes(nodes []Node) []Node {
+	s := append([]Node(nil), nodes...)
 	sort.Slice(s, func(i, j int) bool { return s[i].Name < s[j].Name })
 	return s
 }

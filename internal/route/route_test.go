@@ -2,26 +2,21 @@ package route
 
 import (
 	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
-func node(name string, cidrs []string, ips ...string) corev1.Node {
-	n := corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.NodeSpec{PodCIDRs: cidrs}}
-	for _, ip := range ips {
-		n.Status.Addresses = append(n.Status.Addresses, corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: ip})
-	}
-	n.Status.Addresses = append(n.Status.Addresses, corev1.NodeAddress{Type: corev1.NodeHostName, Address: name})
-	return n
+func node(name string, cidrs []string, ips ...string) Node {
+	return Node{Name: name, PodCIDRs: cidrs, InternalIPs: ips}
 }
 
 func TestFromNodes(t *testing.T) {
 	legacy := node("b-legacy", nil, "192.168.1.12")
-	legacy.Spec.PodCIDR = "10.244.2.0/24"
-	routes, notes := FromNodes([]corev1.Node{
+	legacy.PodCIDR = "10.244.2.0/24"
+	routes, notes := FromNodes([]Node{
 		node("c-dual", []string{"10.244.3.0/24", "fd00:244:3::/64"}, "192.168.1.13", "fd00::13"),
 		node("a-v4", []string{"10.244.1.0/24"}, "192.168.1.11"),
 		legacy,
@@ -84,5 +79,28 @@ func TestTwoGatewaysForOneDestinationAreRefused(t *testing.T) {
 	got, err := Dedup([]Route{a, a})
 	if err != nil || len(got) != 1 {
 		t.Fatalf("Dedup of a repeated route = %v, %v; want one route", got, err)
+	}
+}
+
+func TestNodeFromReadsPodCIDRsAndOnlyInternalIPs(t *testing.T) {
+	u := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "v1",
+		"kind":       "Node",
+		"metadata":   map[string]any{"name": "n1"},
+		"spec":       map[string]any{"podCIDR": "10.244.1.0/24", "podCIDRs": []any{"10.244.1.0/24", "fd00:244:1::/64"}},
+		"status": map[string]any{"addresses": []any{
+			map[string]any{"type": "Hostname", "address": "n1"},
+			map[string]any{"type": "ExternalIP", "address": "203.0.113.1"},
+			map[string]any{"type": "InternalIP", "address": "192.168.1.11"},
+			map[string]any{"type": "InternalIP", "address": "fd00::11"},
+		}},
+	}}
+	got, err := nodeFrom(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Node{Name: "n1", PodCIDR: "10.244.1.0/24", PodCIDRs: []string{"10.244.1.0/24", "fd00:244:1::/64"}, InternalIPs: []string{"192.168.1.11", "fd00::11"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("nodeFrom = %+v, want %+v", got, want)
 	}
 }
