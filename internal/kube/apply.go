@@ -35,7 +35,7 @@ func (c *Client) ApplyWorkload(ctx context.Context, w *Workload) (*ExternalWorkl
 
 // ApplyService server-side applies w's Service.
 func (c *Client) ApplyService(ctx context.Context, w *Workload) error {
-	if _, err := c.Core.Services(w.Namespace).Apply(ctx, RenderService(w), applyOptions); err != nil {
+	if _, err := c.Dynamic.Resource(serviceGVR).Namespace(w.Namespace).Apply(ctx, w.Name, RenderService(w), applyOptions); err != nil {
 		return fmt.Errorf("apply Service %s/%s: %w", w.Namespace, w.Name, applyHint(err, w.Namespace))
 	}
 	return nil
@@ -112,11 +112,11 @@ func (c *Client) deleteWorkload(ctx context.Context, w *Workload, withService bo
 		errs = append(errs, fmt.Errorf("delete ExternalWorkload %s/%s: %w", w.Namespace, w.Name, hint(err)))
 	}
 	if withService {
-		if err := c.Core.Services(w.Namespace).Delete(ctx, w.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		if err := c.Dynamic.Resource(serviceGVR).Namespace(w.Namespace).Delete(ctx, w.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("delete Service %s/%s: %w", w.Namespace, w.Name, hint(err)))
 		}
 	}
-	if err := c.Coordination.Leases(w.Namespace).Delete(ctx, w.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+	if err := c.Dynamic.Resource(leaseGVR).Namespace(w.Namespace).Delete(ctx, w.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		errs = append(errs, fmt.Errorf("delete Lease %s/%s: %w", w.Namespace, w.Name, hint(err)))
 	}
 	return errors.Join(errs...)

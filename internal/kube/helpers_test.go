@@ -19,6 +19,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
 
 	"github.com/meshexp/meshexp/internal/kube"
 	"github.com/meshexp/meshexp/internal/testutil/kubetest"
@@ -80,6 +83,28 @@ type host struct {
 	admin  *kube.Client
 	dials  *atomic.Int64
 	config string
+	// Typed clients with the same credentials, for what the tests check
+	// beyond meshexp's own calls (meshexp itself uses only the dynamic
+	// client).
+	hostTyped, adminTyped typed
+}
+
+type typed struct {
+	core         corev1client.CoreV1Interface
+	coordination coordinationv1client.CoordinationV1Interface
+}
+
+func newTyped(t *testing.T, cfg *rest.Config) typed {
+	t.Helper()
+	core, err := corev1client.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	coordination, err := coordinationv1client.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return typed{core: core, coordination: coordination}
 }
 
 func newHost(t *testing.T, srv *kubetest.Server) *host {
@@ -122,7 +147,8 @@ func newHost(t *testing.T, srv *kubetest.Server) *host {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &host{w: w, c: c, admin: admin, dials: dials, config: path}
+	return &host{w: w, c: c, admin: admin, dials: dials, config: path,
+		hostTyped: newTyped(t, cfg), adminTyped: newTyped(t, srv.AdminConfig())}
 }
 
 // getEW reads the ExternalWorkload as the administrator.
@@ -161,11 +187,11 @@ func (h *host) waitReady(t *testing.T, status, reason string) {
 }
 
 func (h *host) getService(ctx context.Context) (*corev1.Service, error) {
-	return h.admin.Core.Services(h.w.Namespace).Get(ctx, h.w.Name, metav1.GetOptions{})
+	return h.adminTyped.core.Services(h.w.Namespace).Get(ctx, h.w.Name, metav1.GetOptions{})
 }
 
 func (h *host) getLease(ctx context.Context) (*coordinationv1.Lease, error) {
-	return h.admin.Coordination.Leases(h.w.Namespace).Get(ctx, h.w.Name, metav1.GetOptions{})
+	return h.adminTyped.coordination.Leases(h.w.Namespace).Get(ctx, h.w.Name, metav1.GetOptions{})
 }
 
 // proxyStandIn serves /ready like linkerd2-proxy's admin server: 200 when

@@ -5,10 +5,9 @@ import (
 	"fmt"
 	"time"
 
-	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	coordinationv1ac "k8s.io/client-go/applyconfigurations/coordination/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 // leaseKeeper renews the host's Lease the way kubelet renews its node lease
@@ -22,16 +21,21 @@ type leaseKeeper struct {
 	w        *Workload
 	holder   string
 	duration time.Duration
-	last     *coordinationv1.Lease
+	last     *unstructured.Unstructured // a coordination.k8s.io/v1 Lease
 }
 
 // renew sets renewTime to now; it creates the Lease when missing.
 func (l *leaseKeeper) renew(ctx context.Context, now time.Time) error {
-	renew := metav1.NewMicroTime(now)
+	// spec.renewTime is a MicroTime: RFC 3339 with microseconds, in UTC
+	// (apimachinery pkg/apis/meta/v1/micro_time.go, MarshalJSON).
+	renew := now.UTC().Format(metav1.RFC3339Micro)
+	leases := l.c.Dynamic.Resource(leaseGVR).Namespace(l.w.Namespace)
 	if l.last != nil {
 		next := l.last.DeepCopy()
-		next.Spec.RenewTime = &renew
-		got, err := l.c.Coordination.Leases(l.w.Namespace).Update(ctx, next, metav1.UpdateOptions{FieldManager: FieldManager})
+		if err := unstructured.SetNestedField(next.Object, renew, "spec", "renewTime"); err != nil {
+			return fmt.Errorf("renew Lease %s/%s: set spec.renewTime: %w", l.w.Namespace, l.w.Name, err)
+		}
+		got, err := leases.Update(ctx, next, metav1.UpdateOptions{FieldManager: FieldManager})
 		if err == nil {
 			l.last = got
 			return nil
@@ -41,14 +45,13 @@ func (l *leaseKeeper) renew(ctx context.Context, now time.Time) error {
 		}
 		l.last = nil
 	}
-	secs := int32(l.duration / time.Second)
-	ac := coordinationv1ac.Lease(l.w.Name, l.w.Namespace).
-		WithLabels(map[string]string{LabelWorkloadName: l.w.Name}).
-		WithSpec(coordinationv1ac.LeaseSpec().
-			WithHolderIdentity(l.holder).
-			WithLeaseDurationSeconds(secs).
-			WithRenewTime(renew))
-	got, err := l.c.Coordination.Leases(l.w.Namespace).Apply(ctx, ac, applyOptions)
+	ac := newObject(leaseGVR.GroupVersion().String(), "Lease", l.w.Name, l.w.Namespace, map[string]string{LabelWorkloadName: l.w.Name})
+	ac.Object["spec"] = map[string]any{
+		"holderIdentity":       l.holder,
+		"leaseDurationSeconds": int64(l.duration / time.Second),
+		"renewTime":            renew,
+	}
+	got, err := leases.Apply(ctx, l.w.Name, ac, applyOptions)
 	if err != nil {
 		return fmt.Errorf("apply Lease %s/%s: %w", l.w.Namespace, l.w.Name, applyHint(err, l.w.Namespace))
 	}

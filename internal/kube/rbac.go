@@ -5,11 +5,9 @@ import (
 	"fmt"
 	"time"
 
-	authenticationv1 "k8s.io/api/authentication/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
-	rbacv1ac "k8s.io/client-go/applyconfigurations/rbac/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -24,33 +22,37 @@ import (
 // pkg/endpoints/handlers/patch.go), whereas a POST create has no name to
 // restrict. So a host can create and change its own ExternalWorkload,
 // status, Service and Lease, and cannot read, list or touch anyone else's.
+//
+// The objects are apply configurations held as unstructured objects (see
+// Client for why not client-go's typed ones).
 type RBAC struct {
-	ServiceAccount *corev1ac.ServiceAccountApplyConfiguration
-	Role           *rbacv1ac.RoleApplyConfiguration
-	RoleBinding    *rbacv1ac.RoleBindingApplyConfiguration
+	ServiceAccount *unstructured.Unstructured
+	Role           *unstructured.Unstructured
+	RoleBinding    *unstructured.Unstructured
 	// RouteReader and RouteReaderBinding, when set (WithRouteReader), let
 	// the host list Nodes and ServiceCIDRs for `meshexp route add
 	// --from-cluster`: cluster-wide reads of node addresses and pod CIDRs.
-	RouteReader        *rbacv1ac.ClusterRoleApplyConfiguration
-	RouteReaderBinding *rbacv1ac.ClusterRoleBindingApplyConfiguration
+	RouteReader        *unstructured.Unstructured
+	RouteReaderBinding *unstructured.Unstructured
 }
 
 // RouteReaderRole is the ClusterRole shared by every host that reads routes
 // from the cluster.
 const RouteReaderRole = "meshexp-route-reader"
 
+var rbacV1 = schema.GroupVersion{Group: rbacGroup, Version: "v1"}.String()
+
 // WithRouteReader adds the cluster-wide read access that route discovery
 // needs, bound to the host's ServiceAccount.
 func (r *RBAC) WithRouteReader() *RBAC {
-	ns, sa := *r.ServiceAccount.Namespace, *r.ServiceAccount.Name
-	r.RouteReader = rbacv1ac.ClusterRole(RouteReaderRole).WithRules(
-		rbacv1ac.PolicyRule().WithAPIGroups("").WithResources("nodes").WithVerbs("list"),
-		rbacv1ac.PolicyRule().WithAPIGroups("networking.k8s.io").WithResources("servicecidrs").WithVerbs("list"),
-	)
-	r.RouteReaderBinding = rbacv1ac.ClusterRoleBinding(RouteReaderRole + "-" + ns + "-" + sa).
-		WithLabels(r.ServiceAccount.Labels).
-		WithRoleRef(rbacv1ac.RoleRef().WithAPIGroup(rbacv1.GroupName).WithKind("ClusterRole").WithName(RouteReaderRole)).
-		WithSubjects(rbacv1ac.Subject().WithKind(rbacv1.ServiceAccountKind).WithName(sa).WithNamespace(ns))
+	ns, sa := r.ServiceAccount.GetNamespace(), r.ServiceAccount.GetName()
+	r.RouteReader = newObject(rbacV1, "ClusterRole", RouteReaderRole, "", nil)
+	r.RouteReader.Object["rules"] = []any{
+		policyRule("", "nodes", nil, "list"),
+		policyRule("networking.k8s.io", "servicecidrs", nil, "list"),
+	}
+	r.RouteReaderBinding = roleBinding("ClusterRoleBinding", RouteReaderRole+"-"+ns+"-"+sa, "", r.ServiceAccount.GetLabels(),
+		"ClusterRole", RouteReaderRole, ns, sa)
 	return r
 }
 
@@ -62,30 +64,54 @@ func RenderRBAC(w *Workload) *RBAC {
 	name := RBACName(w)
 	own := []string{w.Name}
 	labels := map[string]string{LabelWorkloadName: w.Name}
-	rule := func(group, resource string, verbs ...string) *rbacv1ac.PolicyRuleApplyConfiguration {
-		return rbacv1ac.PolicyRule().
-			WithAPIGroups(group).
-			WithResources(resource).
-			WithResourceNames(own...).
-			WithVerbs(verbs...)
+	role := newObject(rbacV1, "Role", name, w.Namespace, labels)
+	role.Object["rules"] = []any{
+		// apply is patch, plus create the first time; get reads the
+		// current Ready condition; delete is the graceful-shutdown
+		// option.
+		policyRule(ExternalWorkloadGVR.Group, ExternalWorkloadGVR.Resource, own, "get", "create", "patch", "delete"),
+		policyRule(ExternalWorkloadGVR.Group, ExternalWorkloadGVR.Resource+"/status", own, "get", "patch"),
+		policyRule("", "services", own, "get", "create", "patch", "delete"),
+		// Renewals are updates with the cached resourceVersion, as
+		// kubelet's node lease controller does.
+		policyRule("coordination.k8s.io", "leases", own, "get", "create", "patch", "update", "delete"),
 	}
 	return &RBAC{
-		ServiceAccount: corev1ac.ServiceAccount(name, w.Namespace).WithLabels(labels),
-		Role: rbacv1ac.Role(name, w.Namespace).WithLabels(labels).WithRules(
-			// apply is patch, plus create the first time; get reads the
-			// current Ready condition; delete is the graceful-shutdown
-			// option.
-			rule(ExternalWorkloadGVR.Group, ExternalWorkloadGVR.Resource, "get", "create", "patch", "delete"),
-			rule(ExternalWorkloadGVR.Group, ExternalWorkloadGVR.Resource+"/status", "get", "patch"),
-			rule("", "services", "get", "create", "patch", "delete"),
-			// Renewals are updates with the cached resourceVersion, as
-			// kubelet's node lease controller does.
-			rule("coordination.k8s.io", "leases", "get", "create", "patch", "update", "delete"),
-		),
-		RoleBinding: rbacv1ac.RoleBinding(name, w.Namespace).WithLabels(labels).
-			WithRoleRef(rbacv1ac.RoleRef().WithAPIGroup(rbacv1.GroupName).WithKind("Role").WithName(name)).
-			WithSubjects(rbacv1ac.Subject().WithKind(rbacv1.ServiceAccountKind).WithName(name).WithNamespace(w.Namespace)),
+		ServiceAccount: newObject("v1", "ServiceAccount", name, w.Namespace, labels),
+		Role:           role,
+		RoleBinding:    roleBinding("RoleBinding", name, w.Namespace, labels, "Role", name, w.Namespace, name),
 	}
+}
+
+// policyRule is one rbac/v1 PolicyRule; resourceNames is left out when
+// empty.
+func policyRule(group, resource string, resourceNames []string, verbs ...string) map[string]any {
+	r := map[string]any{
+		"apiGroups": []any{group},
+		"resources": []any{resource},
+		"verbs":     anySlice(verbs),
+	}
+	if len(resourceNames) > 0 {
+		r["resourceNames"] = anySlice(resourceNames)
+	}
+	return r
+}
+
+// roleBinding binds the ServiceAccount saNamespace/sa to the role.
+func roleBinding(kind, name, namespace string, labels map[string]string, roleKind, roleName, saNamespace, sa string) *unstructured.Unstructured {
+	b := newObject(rbacV1, kind, name, namespace, labels)
+	b.Object["roleRef"] = map[string]any{"apiGroup": rbacGroup, "kind": roleKind, "name": roleName}
+	b.Object["subjects"] = []any{map[string]any{"kind": "ServiceAccount", "name": sa, "namespace": saNamespace}}
+	return b
+}
+
+// anySlice converts to the []any that unstructured objects hold.
+func anySlice(s []string) []any {
+	out := make([]any, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
 }
 
 // YAML renders the three objects as a YAML stream.
@@ -97,40 +123,68 @@ func (r *RBAC) YAML() ([]byte, error) {
 	return marshalDocs(objs...)
 }
 
+type gvrObject struct {
+	gvr schema.GroupVersionResource
+	obj *unstructured.Unstructured
+}
+
 // ApplyRBAC server-side applies r with an administrator's client.
 func (c *Client) ApplyRBAC(ctx context.Context, r *RBAC) error {
-	if _, err := c.Core.ServiceAccounts(*r.ServiceAccount.Namespace).Apply(ctx, r.ServiceAccount, applyOptions); err != nil {
-		return fmt.Errorf("apply ServiceAccount %s/%s: %w", *r.ServiceAccount.Namespace, *r.ServiceAccount.Name, hint(err))
-	}
-	if _, err := c.RBAC.Roles(*r.Role.Namespace).Apply(ctx, r.Role, applyOptions); err != nil {
-		return fmt.Errorf("apply Role %s/%s: %w", *r.Role.Namespace, *r.Role.Name, hint(err))
-	}
-	if _, err := c.RBAC.RoleBindings(*r.RoleBinding.Namespace).Apply(ctx, r.RoleBinding, applyOptions); err != nil {
-		return fmt.Errorf("apply RoleBinding %s/%s: %w", *r.RoleBinding.Namespace, *r.RoleBinding.Name, hint(err))
+	objs := []gvrObject{
+		{serviceAccountGVR, r.ServiceAccount},
+		{roleGVR, r.Role},
+		{roleBindingGVR, r.RoleBinding},
 	}
 	if r.RouteReader != nil {
-		if _, err := c.RBAC.ClusterRoles().Apply(ctx, r.RouteReader, applyOptions); err != nil {
-			return fmt.Errorf("apply ClusterRole %s: %w", *r.RouteReader.Name, hint(err))
+		objs = append(objs, gvrObject{clusterRoleGVR, r.RouteReader}, gvrObject{clusterRoleBindingGVR, r.RouteReaderBinding})
+	}
+	for _, o := range objs {
+		ns, name := o.obj.GetNamespace(), o.obj.GetName()
+		res := c.Dynamic.Resource(o.gvr)
+		var err error
+		if ns == "" {
+			_, err = res.Apply(ctx, name, o.obj, applyOptions)
+		} else {
+			_, err = res.Namespace(ns).Apply(ctx, name, o.obj, applyOptions)
 		}
-		if _, err := c.RBAC.ClusterRoleBindings().Apply(ctx, r.RouteReaderBinding, applyOptions); err != nil {
-			return fmt.Errorf("apply ClusterRoleBinding %s: %w", *r.RouteReaderBinding.Name, hint(err))
+		if err != nil {
+			return fmt.Errorf("apply %s %s: %w", o.obj.GetKind(), objectName(ns, name), hint(err))
 		}
 	}
 	return nil
+}
+
+func objectName(namespace, name string) string {
+	if namespace == "" {
+		return name
+	}
+	return namespace + "/" + name
 }
 
 // RequestToken asks the API server (TokenRequest) for a token bound to the
 // ServiceAccount in r, valid for ttl. No Secret is created: the token lives
 // only in what the caller writes.
 func (c *Client) RequestToken(ctx context.Context, r *RBAC, ttl time.Duration) (string, time.Time, error) {
-	secs := int64(ttl / time.Second)
-	tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &secs}}
-	ns, name := *r.ServiceAccount.Namespace, *r.ServiceAccount.Name
-	got, err := c.Core.ServiceAccounts(ns).CreateToken(ctx, name, tr, metav1.CreateOptions{})
+	ns, name := r.ServiceAccount.GetNamespace(), r.ServiceAccount.GetName()
+	// A POST to serviceaccounts/NAME/token (authentication.k8s.io/v1
+	// TokenRequest); the dynamic client takes the name from the body.
+	tr := newObject("authentication.k8s.io/v1", "TokenRequest", name, ns, nil)
+	tr.Object["spec"] = map[string]any{"expirationSeconds": int64(ttl / time.Second)}
+	got, err := c.Dynamic.Resource(serviceAccountGVR).Namespace(ns).Create(ctx, tr, metav1.CreateOptions{}, "token")
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("request a token for ServiceAccount %s/%s: %w", ns, name, hint(err))
 	}
-	return got.Status.Token, got.Status.ExpirationTimestamp.Time, nil
+	token, _, _ := unstructured.NestedString(got.Object, "status", "token")
+	exp, _, _ := unstructured.NestedString(got.Object, "status", "expirationTimestamp")
+	if token == "" {
+		return "", time.Time{}, fmt.Errorf("request a token for ServiceAccount %s/%s: the API server answered without status.token", ns, name)
+	}
+	// metav1.Time's decoding: RFC 3339, in local time.
+	expires, err := time.Parse(time.RFC3339, exp)
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("request a token for ServiceAccount %s/%s: status.expirationTimestamp %q: %w", ns, name, exp, err)
+	}
+	return token, expires.Local(), nil
 }
 
 // HostKubeconfig returns a kubeconfig that reaches the same API server as

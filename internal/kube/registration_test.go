@@ -189,7 +189,7 @@ func TestHostCredentialsReachOnlyTheHostsOwnObjects(t *testing.T) {
 		}},
 		{"creating another Service", func() error { return h.c.ApplyService(ctx, &other) }},
 		{"creating another Lease", func() error {
-			_, err := h.c.Coordination.Leases(h.w.Namespace).Apply(ctx, coordinationv1ac.Lease("someone-else", h.w.Namespace), metav1.ApplyOptions{FieldManager: kube.FieldManager})
+			_, err := h.hostTyped.coordination.Leases(h.w.Namespace).Apply(ctx, coordinationv1ac.Lease("someone-else", h.w.Namespace), metav1.ApplyOptions{FieldManager: kube.FieldManager})
 			return err
 		}},
 		{"registering in another namespace", func() error {
@@ -199,7 +199,7 @@ func TestHostCredentialsReachOnlyTheHostsOwnObjects(t *testing.T) {
 			return err
 		}},
 		{"reading Secrets", func() error {
-			_, err := h.c.Core.Secrets(h.w.Namespace).List(ctx, metav1.ListOptions{})
+			_, err := h.hostTyped.core.Secrets(h.w.Namespace).List(ctx, metav1.ListOptions{})
 			return err
 		}},
 	}

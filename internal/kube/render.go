@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"fmt"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/util/intstr"
-	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -142,11 +140,14 @@ func renderStatus(w *Workload, c Condition) *ExternalWorkload {
 // ExternalWorkload: selector workload_name=NAME, and one port per workload
 // port whose targetPort is the port's name, because Linkerd only matches
 // named ports declared on the ExternalWorkload. The proxy's own port
-// (linkerd-proxy) is not a service port.
-func RenderService(w *Workload) *corev1ac.ServiceApplyConfiguration {
-	spec := corev1ac.ServiceSpec().
-		WithType(corev1.ServiceTypeClusterIP).
-		WithSelector(map[string]string{LabelWorkloadName: w.Name})
+// (linkerd-proxy) is not a service port. It is an apply configuration:
+// only the fields meshexp owns.
+func RenderService(w *Workload) *unstructured.Unstructured {
+	spec := map[string]any{
+		"type":     "ClusterIP",
+		"selector": map[string]any{LabelWorkloadName: w.Name},
+	}
+	var ports []any
 	for i, p := range w.Ports {
 		if p.Name == proxyPortName {
 			continue
@@ -155,15 +156,42 @@ func RenderService(w *Workload) *corev1ac.ServiceApplyConfiguration {
 		if i == 0 && w.ServicePort != 0 {
 			port = w.ServicePort
 		}
-		spec.WithPorts(corev1ac.ServicePort().
-			WithName(p.Name).
-			WithPort(port).
-			WithProtocol(corev1.Protocol(p.Protocol)).
-			WithTargetPort(intstr.FromString(p.Name)))
+		// Unstructured numbers are int64 (DeepCopyJSONValue panics on
+		// int32); targetPort is the port's name, a string.
+		ports = append(ports, map[string]any{
+			"name":       p.Name,
+			"port":       int64(port),
+			"protocol":   p.Protocol,
+			"targetPort": p.Name,
+		})
 	}
-	return corev1ac.Service(w.Name, w.Namespace).
-		WithLabels(map[string]string{LabelWorkloadName: w.Name}).
-		WithSpec(spec)
+	if ports != nil {
+		spec["ports"] = ports
+	}
+	u := newObject("v1", "Service", w.Name, w.Namespace, map[string]string{LabelWorkloadName: w.Name})
+	u.Object["spec"] = spec
+	return u
+}
+
+// newObject returns an unstructured object with only its type and
+// metadata set; namespace is empty for cluster-scoped objects.
+func newObject(apiVersion, kind, name, namespace string, labels map[string]string) *unstructured.Unstructured {
+	meta := map[string]any{"name": name}
+	if namespace != "" {
+		meta["namespace"] = namespace
+	}
+	if len(labels) > 0 {
+		l := make(map[string]any, len(labels))
+		for k, v := range labels {
+			l[k] = v
+		}
+		meta["labels"] = l
+	}
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": apiVersion,
+		"kind":       kind,
+		"metadata":   meta,
+	}}
 }
 
 // RenderYAML writes the ExternalWorkload and its Service as a YAML stream
@@ -175,6 +203,9 @@ func RenderYAML(w *Workload) ([]byte, error) {
 func marshalDocs(objs ...any) ([]byte, error) {
 	var buf bytes.Buffer
 	for _, o := range objs {
+		if u, ok := o.(*unstructured.Unstructured); ok {
+			o = u.Object
+		}
 		b, err := yaml.Marshal(o)
 		if err != nil {
 			return nil, fmt.Errorf("render %T as YAML: %w", o, err)
