@@ -1,32 +1,14 @@
 package dns
 
 import (
-	"flag"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/meshexp/meshexp/internal/testutil/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files in testdata/")
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden file (run with -update to create it): %v", err)
-	}
-	if string(got) != string(want) {
-		t.Errorf("%s differs (run with -update if intended):\ngot:\n%s\nwant:\n%s", path, got, want)
-	}
-}
 
 func TestResolvConfLooksLikeAPods(t *testing.T) {
 	rc := ResolvConf{
@@ -35,7 +17,7 @@ func TestResolvConfLooksLikeAPods(t *testing.T) {
 		ClusterDomain: "cluster.local.",
 		HostSearch:    []string{"corp.example.", "svc.cluster.local"},
 	}
-	golden(t, "resolv.conf.golden", rc.Render("/etc/resolv.conf"+BackupSuffix))
+	golden.Check(t, "resolv.conf.golden", rc.Render("/etc/resolv.conf"+BackupSuffix))
 }
 
 func TestPointResolverKeepsAndRestoresTheOriginal(t *testing.T) {

@@ -1,31 +1,11 @@
 package kube
 
 import (
-	"flag"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"testing"
+
+	"github.com/meshexp/meshexp/internal/testutil/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden file (run with -update to create it): %v", err)
-	}
-	if string(got) != string(want) {
-		t.Errorf("%s differs from the rendering (run with -update if the change is intended)\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
-}
 
 func TestRenderYAML(t *testing.T) {
 	tests := []struct {
@@ -51,7 +31,7 @@ func TestRenderYAML(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, tt.golden, got)
+			golden.Check(t, tt.golden, got)
 		})
 	}
 }
@@ -62,5 +42,5 @@ func TestRenderRBAC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "rbac.yaml", got)
+	golden.Check(t, "rbac.yaml", got)
 }

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/meshexp/meshexp/internal/testutil/golden"
 )
 
 func readDump(t *testing.T, name string) map[string]*Table {
@@ -61,7 +63,7 @@ func TestInstallOverLeftoversReplacesThemAndKeepsForeignRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "leftover.restore", in)
+	golden.Check(t, "leftover.restore", in)
 	for _, foreign := range []string{"DOCKER", "203.0.113.5", "MASQUERADE"} {
 		if strings.Contains(string(in), foreign) {
 			t.Errorf("install input touches the foreign rule with %s:\n%s", foreign, in)
@@ -74,7 +76,7 @@ func TestRemoveDeletesOnlyMeshexpRules(t *testing.T) {
 	if len(kept) > 0 {
 		t.Errorf("kept = %v, want nothing kept", kept)
 	}
-	golden(t, "leftover-remove.restore", in)
+	golden.Check(t, "leftover-remove.restore", in)
 	if in, _ := RemoveInput(nil); in != nil {
 		t.Errorf("removing from an absent table renders %q, want nothing", in)
 	}

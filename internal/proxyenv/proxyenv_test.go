@@ -2,17 +2,14 @@ package proxyenv_test
 
 import (
 	"encoding/json"
-	"flag"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/meshexp/meshexp/internal/testutil/golden"
 
 	"github.com/meshexp/meshexp/internal/config"
 	"github.com/meshexp/meshexp/internal/proxyenv"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 // A fixed PEM keeps the golden file stable; the proxy only needs it non-empty.
 const anchorPEM = "-----BEGIN CERTIFICATE-----\nMIIBfixture\n-----END CERTIFICATE-----\n"
@@ -30,25 +27,13 @@ func load(t *testing.T, args []string, env map[string]string) *config.Config {
 	return c
 }
 
-func golden(t *testing.T, name string, vars []proxyenv.Var) {
+func check(t *testing.T, name string, vars []proxyenv.Var) {
 	t.Helper()
 	var b strings.Builder
 	for _, v := range vars {
 		b.WriteString(v.Name + "=" + v.Value + "\n")
 	}
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if b.String() != string(want) {
-		t.Errorf("environment differs from %s (go test -update to accept):\n%s", path, b.String())
-	}
+	golden.Check(t, name, []byte(b.String()))
 }
 
 func TestDefaultEnvironmentMatchesTheDemo(t *testing.T) {
@@ -56,7 +41,7 @@ func TestDefaultEnvironmentMatchesTheDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "default.env", vars)
+	check(t, "default.env", vars)
 }
 
 func TestCustomisedEnvironment(t *testing.T) {
@@ -66,7 +51,7 @@ func TestCustomisedEnvironment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "custom.env", vars)
+	check(t, "custom.env", vars)
 }
 
 func TestJSONValuesAreEncodedNotPasted(t *testing.T) {

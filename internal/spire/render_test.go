@@ -1,15 +1,12 @@
 package spire
 
 import (
-	"flag"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+	"github.com/meshexp/meshexp/internal/testutil/golden"
+)
 
 // goldenOptions are fixed (no temporary paths) so the rendered files are
 // stable.
@@ -73,19 +70,7 @@ func TestRenderedConfigsMatchTheGoldenFiles(t *testing.T) {
 			for _, p := range paths {
 				got.WriteString("### " + p + "\n" + files[p] + "\n")
 			}
-			golden := filepath.Join("testdata", name+".golden")
-			if *update {
-				if err := os.WriteFile(golden, []byte(got.String()), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -run %s -update to create it)", err, t.Name())
-			}
-			if got.String() != string(want) {
-				t.Errorf("rendered configs differ from %s (rerun with -update if intended):\n%s", golden, got.String())
-			}
+			golden.Check(t, name+".golden", []byte(got.String()))
 		})
 	}
 }
