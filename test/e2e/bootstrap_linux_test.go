@@ -191,7 +191,7 @@ func TestAfterMeshexpIsKilledItStartsAgainCleanly(t *testing.T) {
 	h.wait(30 * time.Second)
 	// Children die with meshexp (parent-death signal); the rules stay,
 	// as after any crash.
-	h.waitFor("children to die with meshexp", 30*time.Second, func() error {
+	h.waitUntil("children to die with meshexp", 30*time.Second, func() error {
 		if left := h.processesOf(); len(left) > 0 {
 			return fmt.Errorf("still running: %v", left)
 		}

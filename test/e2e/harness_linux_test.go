@@ -243,6 +243,23 @@ func (h *host) waitFor(what string, d time.Duration, f func() error) {
 	h.t.Fatalf("waited %s for %s: %v", d, what, err)
 }
 
+// waitUntil polls f until it succeeds or the deadline passes, whether or
+// not meshexp runs (for checks after meshexp was killed on purpose).
+func (h *host) waitUntil(what string, d time.Duration, f func() error) {
+	h.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("waited %s for %s: %v", d, what, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // wait waits for meshexp to exit and returns its status.
 func (h *host) wait(d time.Duration) int {
 	h.t.Helper()
