@@ -118,3 +118,15 @@ func TestMarkdownTableListsEveryEnvironmentVariable(t *testing.T) {
 		}
 	}
 }
+
+func TestABooleanFlagAloneMeansTrueAndDoesNotSwallowTheNextFlag(t *testing.T) {
+	c, probs := config.LoadArgs(config.ScopeBootstrap, []string{"--register", "--intercept=false", "--dns", "--cluster-dns", "10.0.0.10"}, map[string]string{
+		"WORKLOAD_NAME": "web", "WORKLOAD_NAMESPACE": "ns", "NODE_NAME": "vm",
+	})
+	if err := probs.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if !c.Register.Enabled || c.Intercept.Enabled || !c.DNS.Enabled || len(c.DNS.ClusterDNS) != 1 {
+		t.Errorf("register=%t intercept=%t dns=%t cluster-dns=%v", c.Register.Enabled, c.Intercept.Enabled, c.DNS.Enabled, c.DNS.ClusterDNS)
+	}
+}

@@ -33,13 +33,17 @@ type origin struct {
 // Load so that every bad value is reported, not only the first.
 type rawValue struct {
 	s    string
+	kind string
 	list bool
 	set  bool
 }
 
 func (v *rawValue) String() string { return v.s }
 func (v *rawValue) Type() string {
-	if v.list {
+	switch {
+	case v.kind != "":
+		return v.kind
+	case v.list:
 		return "list"
 	}
 	return "string"
@@ -67,11 +71,15 @@ func Bind(fs *pflag.FlagSet, scope Scope) *Binding {
 	b := &Binding{scope: scope, flags: fs, values: map[string]*rawValue{}}
 	b.configFile = fs.String("config", "", "YAML file with settings keyed by flag name (flags and environment override it) [env MESHEXP_CONFIG]")
 	for _, s := range Settings(scope) {
-		v := &rawValue{list: s.List}
+		v := &rawValue{list: s.List, kind: s.Kind}
 		b.values[s.Name] = v
 		fs.Var(v, s.Name, s.Usage+s.EnvHelp())
-		if f := fs.Lookup(s.Name); f != nil && s.Default != "" {
+		f := fs.Lookup(s.Name)
+		if s.Default != "" {
 			f.DefValue = s.Default
+		}
+		if s.Kind == "bool" {
+			f.NoOptDefVal = "true"
 		}
 	}
 	return b

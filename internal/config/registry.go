@@ -39,7 +39,10 @@ type Setting struct {
 	Required bool
 	// Secret values are never printed (plans, errors, logs).
 	Secret bool
-	parse  func(c *Config, v string) error
+	// Kind names the value in --help ("port", "duration", …); "bool"
+	// settings also take the flag alone as true (--register).
+	Kind  string
+	parse func(c *Config, v string) error
 }
 
 // groups orders settings in --help and the README.
