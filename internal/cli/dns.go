@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/meshexp/meshexp/internal/config"
 	"github.com/meshexp/meshexp/internal/dns"
 )
 
@@ -135,8 +136,8 @@ comma-separated.
 		Args: cobra.NoArgs,
 	}
 	for _, s := range f.settings {
-		v := &textValue{s: s.def, list: s.list, kind: s.kind}
-		s.value = &v.s
+		v := &config.TextValue{S: s.def, List: s.list, Kind: s.kind}
+		s.value = &v.S
 		cmd.Flags().Var(v, s.name, s.usage+" [env "+s.env()+"]")
 		cmd.Flags().Lookup(s.name).DefValue = s.def
 	}
@@ -246,36 +247,6 @@ func dnsError(err error, settings []*dnsSetting) error {
 		return fmt.Errorf("--%s: %w", fe.Field, fe.Err)
 	}
 	return &UsageError{Err: errors.New(strings.Join(fieldProblems(err, settings, nil), "; "))}
-}
-
-// textValue is a flag kept as text; a list flag given several times
-// collects every value, comma-separated.
-type textValue struct {
-	s    string
-	list bool
-	kind string
-	set  bool
-}
-
-func (v *textValue) String() string { return v.s }
-func (v *textValue) Type() string {
-	switch {
-	case v.list:
-		return "list"
-	case v.kind != "":
-		return v.kind
-	}
-	return "string"
-}
-
-func (v *textValue) Set(s string) error {
-	if v.list && v.set && v.s != "" {
-		v.s += "," + s
-	} else {
-		v.s = s
-	}
-	v.set = true
-	return nil
 }
 
 func splitList(v string) []string {

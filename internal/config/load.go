@@ -29,30 +29,35 @@ type origin struct {
 	value string
 }
 
-// rawValue is a pflag.Value that keeps the text as given; parsing happens in
-// Load so that every bad value is reported, not only the first.
-type rawValue struct {
-	s    string
-	kind string
-	list bool
+// TextValue is a pflag.Value that keeps the text as given; parsing happens
+// later so that every bad value is reported, not only the first. A List
+// value given several times appends, comma-separated.
+type TextValue struct {
+	S    string
+	Kind string // shown in --help; "bool" lets the flag stand alone
+	List bool
 	set  bool
 }
 
-func (v *rawValue) String() string { return v.s }
-func (v *rawValue) Type() string {
+func (v *TextValue) String() string { return v.S }
+
+// Type names the value in --help.
+func (v *TextValue) Type() string {
 	switch {
-	case v.kind != "":
-		return v.kind
-	case v.list:
+	case v.Kind != "":
+		return v.Kind
+	case v.List:
 		return "list"
 	}
 	return "string"
 }
-func (v *rawValue) Set(s string) error {
-	if v.list && v.set && v.s != "" {
-		v.s += "," + s
+
+// Set records s, appending to a List value set before.
+func (v *TextValue) Set(s string) error {
+	if v.List && v.set && v.S != "" {
+		v.S += "," + s
 	} else {
-		v.s = s
+		v.S = s
 	}
 	v.set = true
 	return nil
@@ -62,16 +67,16 @@ func (v *rawValue) Set(s string) error {
 type Binding struct {
 	scope      Scope
 	flags      *pflag.FlagSet
-	values     map[string]*rawValue
+	values     map[string]*TextValue
 	configFile *string
 }
 
 // Bind registers the flags of every setting in scope, plus --config, on fs.
 func Bind(fs *pflag.FlagSet, scope Scope) *Binding {
-	b := &Binding{scope: scope, flags: fs, values: map[string]*rawValue{}}
+	b := &Binding{scope: scope, flags: fs, values: map[string]*TextValue{}}
 	b.configFile = fs.String("config", "", "YAML file with settings keyed by flag name (flags and environment override it) [env MESHEXP_CONFIG]")
 	for _, s := range Settings(scope) {
-		v := &rawValue{list: s.List, kind: s.Kind}
+		v := &TextValue{List: s.List, Kind: s.Kind}
 		b.values[s.Name] = v
 		fs.Var(v, s.Name, s.Usage+s.EnvHelp())
 		f := fs.Lookup(s.Name)
@@ -107,7 +112,7 @@ func (b *Binding) Load(getenv func(string) (string, bool)) (*Config, Problems) {
 			}
 		}
 		if f := b.flags.Lookup(s.Name); f != nil && f.Changed {
-			o = origin{kind: fromFlag, value: b.values[s.Name].s}
+			o = origin{kind: fromFlag, value: b.values[s.Name].S}
 		}
 		c.origins[s.Name] = o
 		if s.Required && strings.TrimSpace(o.value) == "" {
