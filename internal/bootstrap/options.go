@@ -79,3 +79,25 @@ func DualStack(c *config.Config) bool {
 	}
 	return false
 }
+
+// ValidateSPIRE checks, before anything changes, that the SPIRE binaries
+// the mode needs are there, looked up exactly as identity will. In a dry
+// run a missing binary is a warning, so the plan shows on a laptop.
+func ValidateSPIRE(c *config.Config, dryRun bool) config.Problems {
+	var names []string
+	switch c.SPIRE.Mode {
+	case config.SPIREEmbedded:
+		names = []string{"spire-server", "spire-agent"}
+	case config.SPIREExternal:
+		names = []string{"spire-agent"}
+	}
+	o := SPIREOptions(c)
+	var probs config.Problems
+	for _, n := range names {
+		if _, err := o.Binary(n); err != nil {
+			// spire's error already says the fix.
+			probs = append(probs, config.Problem{Input: input(c, "spire-bin-dir"), Message: err.Error(), Warning: dryRun})
+		}
+	}
+	return probs
+}

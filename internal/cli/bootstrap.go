@@ -35,9 +35,12 @@ environment, which overrides the --config file.
 		if err != nil {
 			return err
 		}
+		if err := report(g, bootstrap.ValidateSPIRE(c, dryRun)); err != nil {
+			return err
+		}
 		if c.DNS.Enabled {
-			if probs := bootstrap.ValidateDNS(c); probs.Err() != nil {
-				return &UsageError{Err: probs.Err()}
+			if err := report(g, bootstrap.ValidateDNS(c)); err != nil {
+				return err
 			}
 		}
 		if c.Register.Enabled {
@@ -62,4 +65,16 @@ environment, which overrides the --config file.
 		return err
 	}
 	return cmd
+}
+
+// report logs the warnings among probs and returns the rest as one
+// UsageError (exit 2), or nil.
+func report(g *globals, probs config.Problems) error {
+	for _, w := range probs.Warnings() {
+		g.logger.Warn(w.Message, "input", w.Input, "fix", w.Fix)
+	}
+	if err := probs.Err(); err != nil {
+		return &UsageError{Err: err}
+	}
+	return nil
 }

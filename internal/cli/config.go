@@ -17,11 +17,8 @@ func settingsFlags(g *globals, cmd *cobra.Command, scope config.Scope) func(dryR
 		if c != nil {
 			probs = append(probs, c.Validate(config.ValidateOptions{Scope: scope, DryRun: dryRun})...)
 		}
-		for _, w := range probs.Warnings() {
-			g.logger.Warn(w.Message, "input", w.Input, "fix", w.Fix)
-		}
-		if err := probs.Err(); err != nil {
-			return nil, &UsageError{Err: err}
+		if err := report(g, probs); err != nil {
+			return nil, err
 		}
 		return c, nil
 	}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -201,8 +200,6 @@ func (v *validator) spire() {
 		if s.DataDir != "" && len(filepath.Join(s.DataDir, "server", "api.sock")) > maxSocketPath {
 			v.add("spire-data-dir", "use a shorter directory", "admin socket paths under %q would exceed %d bytes", s.DataDir, maxSocketPath)
 		}
-		v.spireBinary("spire-server")
-		v.spireBinary("spire-agent")
 	case SPIREExternal:
 		if s.ServerAddress == "" {
 			v.add("spire-server-address", "set the SPIRE server's address", "external mode needs the SPIRE server's address")
@@ -234,7 +231,6 @@ func (v *validator) spire() {
 		if s.TrustBundle != "" {
 			v.readable("spire-trust-bundle", s.TrustBundle)
 		}
-		v.spireBinary("spire-agent")
 	case SPIREExisting:
 		fi, err := os.Stat(s.SocketPath)
 		if err != nil || fi.Mode()&os.ModeSocket == 0 {
@@ -269,32 +265,6 @@ func (v *validator) upstreamCA() {
 	if err := trust.VerifyCA(certs[0], roots, v.opts.Now); err != nil {
 		v.add("spire-upstream-cert", "use an intermediate signed by the trust anchor (meshexp certs intermediate)", "%s does not chain to %s: %v", s.UpstreamCert, bundlePath, err)
 	}
-}
-
-func (v *validator) spireBinary(name string) {
-	if _, err := FindSPIREBinary(v.c.SPIRE.BinDir, name); err != nil {
-		v.hostDependent("spire-bin-dir", "run hack/install-spire.sh and set MESHEXP_SPIRE_BIN_DIR to the directory it prints", "%v", err)
-	}
-}
-
-// FindSPIREBinary looks for a SPIRE binary in binDir, then PATH, then
-// /opt/spire/bin (the demo image's place).
-func FindSPIREBinary(binDir, name string) (string, error) {
-	if binDir != "" {
-		p := filepath.Join(binDir, name)
-		if err := checkExecutable(p); err != nil {
-			return "", err
-		}
-		return p, nil
-	}
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	p := filepath.Join("/opt/spire/bin", name)
-	if err := checkExecutable(p); err != nil {
-		return "", fmt.Errorf("%s not found in PATH or /opt/spire/bin", name)
-	}
-	return p, nil
 }
 
 func (v *validator) run() {

@@ -266,6 +266,10 @@ func checkDataDir(dir string) error {
 	return nil
 }
 
+// Binary finds a SPIRE executable (spire-server, spire-agent) the way
+// Start will: BinDir, else $PATH, else /opt/spire/bin.
+func (o Options) Binary(name string) (string, error) { return o.withDefaults().binary(name) }
+
 // binary finds a SPIRE executable: BinDir, else $PATH, else /opt/spire/bin.
 func (o Options) binary(name string) (string, error) {
 	const fix = "run hack/install-spire.sh and pass the directory it prints with --spire-bin-dir or " + BinDirEnv
