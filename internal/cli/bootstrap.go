@@ -2,6 +2,7 @@ package cli
 
 import (
 	"errors"
+	"log/slog"
 
 	"github.com/spf13/cobra"
 
@@ -44,16 +45,17 @@ environment, which overrides the --config file.
 			}
 		}
 		if c.Register.Enabled {
-			// The ExternalWorkload's own rules, before anything changes.
-			if _, probs := bootstrap.KubeWorkload(c, g.logger); probs.Err() != nil {
+			// The ExternalWorkload's own rules, before anything changes;
+			// Run builds it again and logs what it detects then.
+			if _, probs := bootstrap.KubeWorkload(c, slog.New(slog.DiscardHandler)); probs.Err() != nil {
 				return &UsageError{Err: probs.Err()}
 			}
 		}
-		plan, err := bootstrap.NewPlan(c)
-		if err != nil {
-			return err
-		}
 		if dryRun {
+			plan, err := bootstrap.NewPlan(c)
+			if err != nil {
+				return err
+			}
 			return plan.Write(g.stdout)
 		}
 		err = bootstrap.Run(cmd.Context(), c, g.logger)
