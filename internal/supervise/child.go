@@ -59,6 +59,16 @@ func Start(ctx context.Context, spec Spec, logger *slog.Logger) (*Child, error) 
 		stopCh:   make(chan struct{}),
 		exited:   make(chan struct{}),
 	}
+	r, err := c.launch()
+	if err != nil {
+		return nil, err
+	}
+	go c.supervise(r)
+	return c, nil
+}
+
+// launch spawns a process, makes it the current run and says so.
+func (c *Child) launch() (*run, error) {
 	r, err := c.spawn()
 	if err != nil {
 		return nil, err
@@ -67,8 +77,7 @@ func Start(ctx context.Context, spec Spec, logger *slog.Logger) (*Child, error) 
 	c.setRunLocked(r)
 	c.mu.Unlock()
 	c.emit(Event{Kind: EventStarted, PID: r.pid})
-	go c.supervise(r)
-	return c, nil
+	return r, nil
 }
 
 // Name is Spec.Name.

@@ -171,15 +171,7 @@ func (c *Child) restartOnce() (*run, error) {
 	c.state = StateStarting
 	c.restarts++
 	c.mu.Unlock()
-	r, err := c.spawn()
-	if err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	c.setRunLocked(r)
-	c.mu.Unlock()
-	c.emit(Event{Kind: EventStarted, PID: r.pid})
-	return r, nil
+	return c.launch()
 }
 
 func (c *Child) finish(stopped bool) {
