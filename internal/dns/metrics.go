@@ -110,6 +110,11 @@ func (s *Server) allUpstreams() []*upstream {
 	return ups
 }
 
+// WriteMetrics writes the forwarder's counters in the Prometheus text
+// format, for an endpoint that serves them beside its own (bootstrap's
+// admin endpoint).
+func (s *Server) WriteMetrics(w io.Writer) error { return s.writeMetrics(w) }
+
 // writeMetrics writes the Prometheus text exposition format (version 0.0.4).
 func (s *Server) writeMetrics(w io.Writer) error {
 	t := s.totals()

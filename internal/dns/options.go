@@ -181,14 +181,14 @@ func (o *Options) Validate() error {
 	}
 	if len(o.Upstreams) == 0 {
 		if _, err := o.resolvConfUpstreams(); err != nil {
-			bad("resolv-conf", "%v (or give --upstream)", err)
+			bad("resolv-conf", "%v (or give --dns-upstream)", err)
 		}
 	}
 	if o.Timeout <= 0 {
 		bad("timeout", "%v: must be positive", o.Timeout)
 	}
 	if o.AttemptTimeout <= 0 || o.AttemptTimeout > o.Timeout {
-		bad("attempt-timeout", "%v: must be positive and at most --timeout (%v)", o.AttemptTimeout, o.Timeout)
+		bad("attempt-timeout", "%v: must be positive and at most --dns-timeout (%v)", o.AttemptTimeout, o.Timeout)
 	}
 	if o.MaxFails < 1 {
 		bad("max-fails", "%d: must be at least 1", o.MaxFails)
@@ -209,7 +209,7 @@ func (o *Options) Validate() error {
 		bad("min-ttl", "%v: must be between 0s and 1h", o.MinTTL)
 	}
 	if o.MaxTTL < time.Second || o.MaxTTL < o.MinTTL {
-		bad("max-ttl", "%v: must be at least 1s and at least --min-ttl (%v)", o.MaxTTL, o.MinTTL)
+		bad("max-ttl", "%v: must be at least 1s and at least --dns-min-ttl (%v)", o.MaxTTL, o.MinTTL)
 	}
 	if o.NegativeMaxTTL < 0 {
 		bad("negative-max-ttl", "%v: must not be negative", o.NegativeMaxTTL)
@@ -251,7 +251,7 @@ func parseHostPort(s string, zeroPort bool) (netip.AddrPort, error) {
 }
 
 // ParseAddrPort parses a server address given as IP or IP:PORT, port 53
-// when omitted; for the --cluster-dns and --upstream flags.
+// when omitted; for the --cluster-dns and --dns-upstream settings.
 func ParseAddrPort(s string) (netip.AddrPort, error) {
 	if a, err := netip.ParseAddr(s); err == nil {
 		return netip.AddrPortFrom(a, 53), nil
@@ -278,7 +278,7 @@ func checkDomain(s string) error {
 // the forwarder must not forward to itself).
 func (o *Options) resolvConfUpstreams() ([]netip.AddrPort, error) {
 	if o.ResolvConf == "" {
-		return nil, errors.New("no upstreams: neither --upstream nor a resolv.conf path given")
+		return nil, errors.New("no upstreams: neither --dns-upstream nor a resolv.conf path given")
 	}
 	path := o.ResolvConf
 	// A file we wrote ourselves (the forwarder restarted after a crash,

@@ -2,6 +2,7 @@ package dns
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -16,6 +17,8 @@ import (
 	"time"
 
 	mdns "github.com/miekg/dns"
+
+	"github.com/meshexp/meshexp/internal/testutil/eventually"
 )
 
 type testWriter struct{ t *testing.T }
@@ -318,7 +321,7 @@ func TestUpstreamDownGivesServfailThenRecovers(t *testing.T) {
 	}
 
 	startFake(t, port, internet(t))
-	waitFor(t, "the upstream to be probed back up", func() bool { return e.srv.upstreams.ups[0].healthy.Load() })
+	eventually.True(t, "the upstream to be probed back up", func() bool { return e.srv.upstreams.ups[0].healthy.Load() })
 	r = ask(t, e.addr, "udp", "back.example.com.", mdns.TypeA, 0)
 	if r.Rcode != mdns.RcodeSuccess || len(r.Answer) != 1 {
 		t.Errorf("after recovery: rcode %s with %d answers, want an answer", mdns.RcodeToString[r.Rcode], len(r.Answer))
@@ -425,7 +428,7 @@ func TestIdenticalQueriesInFlightAreAskedOnce(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, "19 queries to join the first one in flight", func() bool { return e.srv.flight.joined.Load() == n-1 })
+	eventually.True(t, "19 queries to join the first one in flight", func() bool { return e.srv.flight.joined.Load() == n-1 })
 	close(gate)
 	wg.Wait()
 	if got := e.kube.count("slow.default.svc.cluster.local.", "A", "udp"); got != 1 {
@@ -437,24 +440,33 @@ func TestMetricsAreServed(t *testing.T) {
 	e := startEnv(t, func(o *Options) { o.MetricsAddr = "127.0.0.1:0" })
 	ask(t, e.addr, "udp", "m.example.com.", mdns.TypeA, 0)
 	ask(t, e.addr, "udp", "m.example.com.", mdns.TypeA, 0)
-	resp, err := http.Get("http://" + e.srv.MetricsAddr().String() + "/metrics")
-	if err != nil {
-		t.Fatalf("get metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	for _, want := range []string{
+	want := []string{
 		`meshexp_dns_requests_total{proto="udp"} 2`,
 		`meshexp_dns_cache_hits_total 1`,
 		`meshexp_dns_cache_misses_total 1`,
 		`meshexp_dns_responses_total{rcode="NOERROR"} 2`,
 		`meshexp_dns_upstream_requests_total{group="upstream",upstream="` + e.up.addr.String() + `"} 1`,
 		`meshexp_dns_request_duration_seconds_count 2`,
-	} {
-		if !strings.Contains(string(body), want) {
-			t.Errorf("metrics lack %q:\n%s", want, body)
-		}
 	}
+	// A response is counted once it has been written, so the client can
+	// hold its answer a moment before the server has counted it.
+	eventually.NoError(t, "the metrics to count both requests", func() error {
+		resp, err := http.Get("http://" + e.srv.MetricsAddr().String() + "/metrics")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return err
+		}
+		for _, w := range want {
+			if !strings.Contains(string(body), w) {
+				return fmt.Errorf("metrics lack %q:\n%s", w, body)
+			}
+		}
+		return nil
+	})
 }
 
 func TestPreopenedSocketsAndDialControlAreUsed(t *testing.T) {
@@ -520,18 +532,6 @@ func extendedError(m *mdns.Msg) uint16 {
 		}
 	}
 	return 0xFFFF
-}
-
-// waitFor polls cond until it holds, failing after a generous deadline.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up after 20s waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func TestAWildcardListenerAnswersFromTheAddressAsked(t *testing.T) {
