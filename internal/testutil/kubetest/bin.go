@@ -79,8 +79,8 @@ func checkBins(dir string) error {
 }
 
 // CRDPath returns the path of Linkerd's ExternalWorkload CRD: $MESHEXP_LINKERD_CRD,
-// else shared/linkerd/externalworkload-crd.yaml beside the repository
-// (<repo>/../shared/linkerd/).
+// else the copy kept in this package's testdata (source and license in
+// testdata/README.md).
 func CRDPath() (string, error) {
 	if p := os.Getenv(EnvCRD); p != "" {
 		return p, nil
@@ -89,7 +89,7 @@ func CRDPath() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	p := filepath.Join(filepath.Dir(root), "shared", "linkerd", "externalworkload-crd.yaml")
+	p := filepath.Join(root, "internal", "testutil", "kubetest", "testdata", "linkerd-externalworkload-crd.yaml")
 	if _, err := os.Stat(p); err != nil {
 		return "", fmt.Errorf("ExternalWorkload CRD: %w; set %s to its path", err, EnvCRD)
 	}

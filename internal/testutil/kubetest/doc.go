@@ -26,5 +26,5 @@
 //
 // No controller-manager runs: there is no garbage collection, no
 // EndpointSlices, no default ServiceAccount, and deleted namespaces stay
-// Terminating (see ../shared/kube-apiserver.md).
+// Terminating (see docs/kube-apiserver.md).
 package kubetest

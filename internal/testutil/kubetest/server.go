@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -24,14 +25,35 @@ import (
 
 // Deadlines for waiting on the processes; they only bound a wait and fail
 // with what was awaited. Start to /readyz takes 2.5-3.8 s idle on 2 cores
-// (../shared/kube-apiserver.md), much longer while other builds run.
+// (docs/kube-apiserver.md), much longer while other builds run.
 const (
 	startDeadline = 3 * time.Minute
 	stopGrace     = 20 * time.Second
 )
 
-// ServiceCIDR is the API server's --service-cluster-ip-range.
-const ServiceCIDR = "10.96.0.0/16"
+// ServiceCIDR is the API server's --service-cluster-ip-range; a
+// dual-stack server (UseDualStack) adds ServiceCIDR6.
+const (
+	ServiceCIDR  = "10.96.0.0/16"
+	ServiceCIDR6 = "fd00:10:96::/108" // 20 bits, the most an IPv6 range may have
+)
+
+// dualStack makes servers started from now on dual-stack, IPv4 first.
+var dualStack atomic.Bool
+
+// UseDualStack makes the servers this test binary starts from now on
+// dual-stack (--service-cluster-ip-range ServiceCIDR,ServiceCIDR6, IPv4
+// first, as most dual-stack clusters are). Call it in TestMain before
+// the first Get.
+func UseDualStack() { dualStack.Store(true) }
+
+// serviceCIDRs is --service-cluster-ip-range.
+func serviceCIDRs(dual bool) string {
+	if dual {
+		return ServiceCIDR + "," + ServiceCIDR6
+	}
+	return ServiceCIDR
+}
 
 // Server is a running etcd + kube-apiserver pair.
 type Server struct {
@@ -44,6 +66,7 @@ type Server struct {
 
 	adminToken string
 	bins       string
+	dualStack  bool
 	etcdURL    string
 	apiPort    int
 	etcd       *process
@@ -65,7 +88,7 @@ func Start(ctx context.Context) (_ *Server, err error) {
 	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
 		return nil, fmt.Errorf("record the directory's owner: %w", err)
 	}
-	s := &Server{Dir: dir, bins: bins}
+	s := &Server{Dir: dir, bins: bins, dualStack: dualStack.Load()}
 	defer func() {
 		if err != nil {
 			s.Stop()
@@ -167,7 +190,7 @@ func (s *Server) StartAPIServer(ctx context.Context) error {
 		"--authorization-mode", "RBAC",
 		// Room for 65k Services: the registration benchmark makes one
 		// per simulated host (ServiceCIDR "kubernetes" reflects it).
-		"--service-cluster-ip-range", ServiceCIDR,
+		"--service-cluster-ip-range", serviceCIDRs(s.dualStack),
 		// No controller-manager creates default ServiceAccounts, so the
 		// admission plugin that requires them would refuse Pods.
 		"--disable-admission-plugins", "ServiceAccount",
