@@ -49,7 +49,8 @@ type CheckOptions struct {
 }
 
 // CheckAnchor checks a trust anchor certificate file and, when keyPath is
-// not empty, its private key. It returns every finding at once, and the
+// not empty, its private key. The file may hold several roots (a trust
+// anchor rotation: old and new); the key must then belong to one of them. It returns every finding at once, and the
 // parsed certificates when the certificate file could be read.
 func CheckAnchor(certPath, keyPath string, opts CheckOptions) ([]*x509.Certificate, []Finding) {
 	if opts.Now.IsZero() {
@@ -96,8 +97,15 @@ func CheckAnchor(certPath, keyPath string, opts CheckOptions) ([]*x509.Certifica
 		add(Error, keyPath, "provide the PEM private key that belongs to the trust anchor", "not a valid private key: %v", err)
 		return parsed, out
 	}
-	if len(parsed) > 0 && !KeyMatches(parsed[0], key) {
-		add(Error, keyPath, "use the key created together with "+certPath, "private key does not match the certificate in %s", certPath)
+	if len(parsed) > 0 && SigningCert(parsed, key) == nil {
+		what := "the certificate"
+		switch {
+		case len(parsed) > 1 && AllSelfSigned(parsed):
+			what = fmt.Sprintf("any of the %d roots", len(parsed))
+		case len(parsed) > 1:
+			what = "the first certificate"
+		}
+		add(Error, keyPath, "use the key created together with "+certPath, "private key does not match %s in %s", what, certPath)
 	}
 	return parsed, out
 }

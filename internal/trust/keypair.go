@@ -124,7 +124,7 @@ func create(tmpl *x509.Certificate, parent *KeyPair) (*KeyPair, error) {
 		Key:     key,
 		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		// SEC1 "EC PRIVATE KEY": what step-cli writes for Linkerd and what
-		// SPIRE's disk UpstreamAuthority accepts (measured, shared/spire.md).
+		// SPIRE's disk UpstreamAuthority accepts (measured, docs/spire.md).
 		KeyPEM: pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
 	}, nil
 }
@@ -178,7 +178,10 @@ func writeAtomic(path string, data []byte, mode os.FileMode) error {
 }
 
 // LoadKeyPair reads a certificate and its key and checks that they belong
-// together. Only the first certificate of certPath is paired with the key.
+// together. The key is paired with the first certificate of certPath (a
+// chain, leaf first) or, when the file is a bundle of roots (every
+// certificate self-signed, what an operator holds during a trust anchor
+// rotation), with the root it belongs to; CertPEM is then that root alone.
 func LoadKeyPair(certPath, keyPath string) (*KeyPair, error) {
 	certPEM, err := os.ReadFile(certPath)
 	if err != nil {
@@ -196,10 +199,53 @@ func LoadKeyPair(certPath, keyPath string) (*KeyPair, error) {
 	if err != nil {
 		return nil, fmt.Errorf("trust: %s: %w", keyPath, err)
 	}
-	if !KeyMatches(certs[0], key) {
-		return nil, fmt.Errorf("trust: key %s does not match certificate %s", keyPath, certPath)
+	cert := SigningCert(certs, key)
+	if cert == nil {
+		what := "certificate"
+		if len(certs) > 1 {
+			what = fmt.Sprintf("any of the %d certificates in", len(certs))
+			if !AllSelfSigned(certs) {
+				what = "the first certificate in"
+			}
+		}
+		return nil, fmt.Errorf("trust: key %s does not match %s %s", keyPath, what, certPath)
 	}
-	return &KeyPair{Cert: certs[0], Key: key, CertPEM: certPEM, KeyPEM: keyPEM}, nil
+	if len(certs) > 1 && AllSelfSigned(certs) {
+		certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})
+	}
+	return &KeyPair{Cert: cert, Key: key, CertPEM: certPEM, KeyPEM: keyPEM}, nil
+}
+
+// SigningCert returns the certificate of certs that key signs for: the
+// first one (a chain is leaf first), or, when certs is a bundle of roots
+// (all self-signed), whichever root key belongs to. nil if none.
+func SigningCert(certs []*x509.Certificate, key crypto.Signer) *x509.Certificate {
+	if len(certs) == 0 {
+		return nil
+	}
+	if KeyMatches(certs[0], key) {
+		return certs[0]
+	}
+	if !AllSelfSigned(certs) {
+		return nil
+	}
+	for _, c := range certs[1:] {
+		if KeyMatches(c, key) {
+			return c
+		}
+	}
+	return nil
+}
+
+// AllSelfSigned reports whether every certificate is a root: a file of
+// several is then a trust bundle, not a chain.
+func AllSelfSigned(certs []*x509.Certificate) bool {
+	for _, c := range certs {
+		if !isSelfSigned(c) {
+			return false
+		}
+	}
+	return len(certs) > 0
 }
 
 // ParseCertificates returns every CERTIFICATE block in data, in order.
