@@ -3,7 +3,7 @@
 //
 // Variable names and meanings are the proxy's (linkerd2-proxy
 // linkerd/app/src/env.rs); the values default to what the mesh-expansion
-// demo's run-proxy script sets (shared/DESIGN.md).
+// demo's run-proxy script sets (docs/DESIGN.md).
 package proxyenv
 
 import (
