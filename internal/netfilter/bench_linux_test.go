@@ -13,7 +13,7 @@ import (
 )
 
 // demoCommands are the mesh-expansion demo's interception rules as it
-// installs them, one iptables run each (shared/DESIGN.md lists them: two
+// installs them, one iptables run each (docs/DESIGN.md lists them: two
 // chains, eight rules). Its comments carry a timestamp; a constant stands
 // in for it.
 var demoCommands = [][]string{

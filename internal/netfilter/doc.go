@@ -8,11 +8,16 @@
 // address family, with the iptables-legacy or iptables-nft backend (auto:
 // whichever the host already uses, see Detect).
 //
-// In the nat table, chain PROXY_INIT_REDIRECT (jumped to first from
-// PREROUTING) sends inbound TCP to the proxy's inbound port except the
-// proxy's own ports and the skipped ones; chain PROXY_INIT_OUTPUT (jumped
-// to first from OUTPUT) sends outbound TCP to the proxy's outbound port
-// except:
+// In the nat table, chain PROXY_INIT_REDIRECT (jumped to last from
+// PREROUTING) sends inbound TCP addressed to this host to the proxy's
+// inbound port except the proxy's own ports and the skipped ones. Forwarded
+// connections — a container's, a VM's, one routed through the host — are
+// not addressed to it (addrtype LOCAL) and stay alone; so do connections
+// to a port another tool publishes with DNAT in PREROUTING (Docker), as
+// the jump comes after that tool's and the first NAT rule to match wins.
+// Chain PROXY_INIT_OUTPUT (jumped to first from OUTPUT, which only sees
+// this host's own connections) sends outbound TCP to the proxy's outbound
+// port except:
 //   - the proxy's uid (never root: the demo exempted uid 0, so every root
 //     process escaped the mesh);
 //   - packets carrying the control mark, which meshexp sets with SO_MARK on
@@ -31,4 +36,7 @@
 // commits all or nothing. Every rule carries the comment
 // "proxy-init/<what>/meshexp" — proxy-init's form, deterministic — which is
 // how Remove finds exactly meshexp's rules and leaves everyone else's.
+// With iptables-nft, an install also records (created.go) the nat table
+// and base chains it brought into existence, and Remove deletes them again
+// when no other tool's rule is in them, so the ruleset reads as found.
 package netfilter

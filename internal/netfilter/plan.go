@@ -51,6 +51,9 @@ func (f Family) String() string {
 type Rule struct {
 	Chain string
 	Spec  string
+	// Last, for a jump, appends it to Chain; otherwise a jump is inserted
+	// first.
+	Last bool
 }
 
 // String is the rule as an iptables-save/restore line.
@@ -61,7 +64,8 @@ type FamilyRules struct {
 	Family Family
 	// Rules are the rules of ChainRedirect then ChainOutput, in order.
 	Rules []Rule
-	// Jumps are the rules inserted first in PREROUTING and OUTPUT.
+	// Jumps are the jumps to the chains: appended to PREROUTING (after
+	// other tools' DNAT, see planFamily), inserted first in OUTPUT.
 	Jumps []Rule
 }
 
@@ -100,9 +104,18 @@ func Plan(o Options) (*Ruleset, error) {
 
 func planFamily(o Options, f Family) FamilyRules {
 	fr := FamilyRules{Family: f}
-	add := func(chain, spec string) { fr.Rules = append(fr.Rules, Rule{chain, spec}) }
+	add := func(chain, spec string) { fr.Rules = append(fr.Rules, Rule{Chain: chain, Spec: spec}) }
 
-	// Inbound, as proxy-init orders it: ports to ignore (the proxy's own
+	// Inbound takes only connections addressed to this host. A host that
+	// forwards (Docker, podman, libvirt, a router) sees its containers'
+	// connections and connections routed through it in PREROUTING too;
+	// their destination is not local, and they are none of the proxy's
+	// business. (A connection to a port Docker publishes is addressed to
+	// the host until Docker's DNAT, also in PREROUTING, rewrites it: the
+	// jump is appended to PREROUTING, after the DNAT rules other tools put
+	// there, and the first NAT rule to match a connection decides.)
+	add(ChainRedirect, "-m addrtype ! --dst-type LOCAL "+comment("ignore-not-local-destination")+" -j RETURN")
+	// Then, as proxy-init orders it: ports to ignore (the proxy's own
 	// first, as Linkerd's injector adds them), then the redirect.
 	ignoreIn := append([]PortRange{Port(o.ControlPort), Port(o.AdminPort)}, o.SkipInboundPorts...)
 	for _, group := range multiportGroups(ignoreIn) {
@@ -149,8 +162,8 @@ func planFamily(o Options, f Family) FamilyRules {
 	add(ChainOutput, "-p tcp "+comment("redirect-all-outgoing-to-proxy-port")+" -j REDIRECT --to-ports "+itoa(o.OutboundPort))
 
 	fr.Jumps = []Rule{
-		{"PREROUTING", comment("install-proxy-init-prerouting") + " -j " + ChainRedirect},
-		{"OUTPUT", comment("install-proxy-init-output") + " -j " + ChainOutput},
+		{Chain: "PREROUTING", Spec: comment("install-proxy-init-prerouting") + " -j " + ChainRedirect, Last: true},
+		{Chain: "OUTPUT", Spec: comment("install-proxy-init-output") + " -j " + ChainOutput},
 	}
 	return fr
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -119,18 +120,37 @@ func (r *Runner) installFamily(ctx context.Context, fr *FamilyRules) error {
 	if err != nil {
 		return err
 	}
-	input, err := InstallInput(fr, nat)
+	input, err := installInput(fr, nat, r.creates(fr.Family))
 	if err != nil {
 		return err
 	}
 	return r.restore(ctx, fr.Family, input)
 }
 
+// creates lists what installing into f's nat table creates that removing
+// must delete again (see CreatedTable): only the nft backend's table and
+// base chains can be deleted. When it cannot be told, nothing is recorded,
+// so nothing is ever deleted that might have been there before.
+func (r *Runner) creates(f Family) []string {
+	if r.backend != BackendNFT {
+		return nil
+	}
+	c, err := nftCreates(f)
+	if err != nil {
+		r.logger.Warn("cannot tell whether the nat table exists; remove will leave it", "family", f, "err", err)
+		return nil
+	}
+	return c
+}
+
 // Remove deletes every rule and chain meshexp installed, in every family
-// the host has, and nothing else. Removing when nothing is installed does
-// nothing. A nat table that did not exist before the first install stays,
-// empty (built-in chains with policy ACCEPT, no rule): the legacy kernel
-// cannot unregister a table, and it changes no packet.
+// the host has, and nothing else; with the nft backend also the nat table
+// and base chains its install created, when no other tool's rule is in
+// them, so `nft list ruleset` reads as before. Removing when nothing is
+// installed does nothing. With the legacy backend a nat table that did not
+// exist before the first install stays, empty (built-in chains with policy
+// ACCEPT, no rule): the kernel cannot unregister a legacy table, and it
+// changes no packet.
 func (r *Runner) Remove(ctx context.Context) error {
 	var errs []error
 	for _, f := range []Family{IPv4, IPv6} {
@@ -156,19 +176,79 @@ func (r *Runner) removeFamily(ctx context.Context, f Family) error {
 	if err != nil {
 		return err
 	}
-	input, kept := RemoveInput(nat)
+	created := CreatedBy(nat)
+	dropTable := r.backend == BackendNFT && slices.Contains(created, CreatedTable)
+	done, err := r.removeRules(ctx, f, nat, dropTable)
+	if err != nil || !done {
+		return err
+	}
+	if dropTable {
+		r.dropTable(ctx, f)
+	}
+	r.logger.Info("interception rules removed", "family", f, "backend", r.backend)
+	return nil
+}
+
+// removeRules deletes meshexp's rules and chains, and the base chains its
+// install created. With keepRecords the records of what install created
+// stay, alone in PROXY_INIT_OUTPUT (no jump leads there), for dropTable to
+// delete together with the table: a crash in between leaves them for the
+// next start. done is false when there was nothing to remove.
+func (r *Runner) removeRules(ctx context.Context, f Family, nat *Table, keepRecords bool) (done bool, err error) {
+	input, kept := removeInput(nat, keepRecords)
 	for _, k := range kept {
 		r.logger.Warn("interception chain left in place", "family", f, "why", k)
 	}
 	if input == nil {
 		r.logger.Debug("no interception rules to remove", "family", f)
-		return nil
+		return false, nil
 	}
 	if err := r.restore(ctx, f, input); err != nil {
-		return err
+		if len(CreatedBy(nat)) == 0 {
+			return false, err
+		}
+		// Another tool may have added a rule to a base chain since the
+		// dump, or the chain is gone already (meshexp was killed between
+		// remove's two steps); the kernel then refuses to delete that
+		// chain, and with it the whole transaction. Remove meshexp's rules
+		// anyway.
+		r.logger.Debug("removal with the base chains refused; removing meshexp's rules only", "family", f, "err", err)
+		input, _ = RemoveInput(withoutCreated(nat))
+		if err := r.restore(ctx, f, input); err != nil {
+			return false, err
+		}
 	}
-	r.logger.Info("interception rules removed", "family", f, "backend", r.backend)
-	return nil
+	return true, nil
+}
+
+// dropTable deletes, in one nf_tables transaction, what is left of
+// PROXY_INIT_OUTPUT (the records) and the nat table install created, which
+// the kernel does only if nothing else is in the table; otherwise the
+// table stays and the records go.
+func (r *Runner) dropTable(ctx context.Context, f Family) {
+	err := nftDropChainAndEmptyTable(f, ChainOutput)
+	switch {
+	case err == nil:
+		return
+	case errors.Is(err, errNotEmpty):
+		r.logger.Info("nat table kept: another tool's rules are in it now", "family", f)
+	default:
+		r.logger.Warn("cannot delete the nat table meshexp created", "family", f, "err", err)
+	}
+	nat, err := r.dumpNat(ctx, f)
+	if err == nil && nat.HasChain(ChainOutput) {
+		_, err = r.removeRules(ctx, f, nat, false)
+	}
+	if err != nil {
+		r.logger.Warn("cannot delete the records of what install created", "family", f, "err", err)
+	}
+}
+
+// withoutCreated is nat without the records of what install created.
+func withoutCreated(nat *Table) *Table {
+	t := *nat
+	t.Rules = slices.DeleteFunc(slices.Clone(nat.Rules), func(r SavedRule) bool { return r.Created() != "" })
+	return &t
 }
 
 // Show compares what is installed with rs, per family.
@@ -207,7 +287,7 @@ func (r *Runner) InstallInputs(ctx context.Context, rs *Ruleset) ([]Input, error
 		if err != nil {
 			return nil, err
 		}
-		in, err := InstallInput(fr, nat)
+		in, err := installInput(fr, nat, r.creates(fr.Family))
 		if err != nil {
 			return nil, err
 		}

@@ -165,3 +165,69 @@ func TestCompare(t *testing.T) {
 		}
 	})
 }
+
+func TestWhatInstallCreatedIsRecordedAndRemoved(t *testing.T) {
+	rs, err := Plan(DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fr := rs.Family(IPv4)
+	in, err := installInput(fr, nil, []string{CreatedTable, CreatedPrerouting, CreatedOutput})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What iptables-save prints once the input is applied.
+	var dump strings.Builder
+	dump.WriteString("*nat\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n")
+	for _, l := range strings.Split(string(in), "\n") {
+		if strings.HasPrefix(l, "-A ") {
+			dump.WriteString(l + "\n")
+		}
+	}
+	for _, j := range fr.Jumps {
+		if !j.Last {
+			dump.WriteString(j.String() + "\n")
+		}
+	}
+	for _, tc := range []struct {
+		name    string
+		foreign string
+		want    []string
+		notWant []string
+	}{
+		{"with nothing else in the table the base chains install created go too", "", []string{"-X PREROUTING", "-X OUTPUT"}, nil},
+		{"a base chain holding another tool's rule stays", "-A PREROUTING -p udp -j RETURN\n", []string{"-X OUTPUT"}, []string{"-X PREROUTING"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tables, err := ParseSave([]byte(dump.String() + tc.foreign + "COMMIT\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			nat := tables["nat"]
+			if got := CreatedBy(nat); !slices.Equal(got, []string{CreatedTable, CreatedPrerouting, CreatedOutput}) {
+				t.Fatalf("records read back = %q", got)
+			}
+			if st := Compare(fr, nat); !st.Matches {
+				t.Errorf("the records make show differ from the plan: missing %q, unexpected %q", st.Missing, st.Unexpected)
+			}
+			again, err := installInput(fr, nat, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := strings.Count(string(again), createdPrefix); n != 3 {
+				t.Errorf("a second install keeps %d records, want the 3 of the first:\n%s", n, again)
+			}
+			rm, _ := RemoveInput(nat)
+			for _, l := range tc.want {
+				if !strings.Contains(string(rm), l+"\n") {
+					t.Errorf("remove input lacks %q:\n%s", l, rm)
+				}
+			}
+			for _, l := range tc.notWant {
+				if strings.Contains(string(rm), l+"\n") {
+					t.Errorf("remove input holds %q:\n%s", l, rm)
+				}
+			}
+		})
+	}
+}

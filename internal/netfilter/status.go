@@ -11,12 +11,19 @@ type Status struct {
 	Family  Family
 	Command string // the iptables-save command that was read
 	// Installed lists the rules in meshexp's chains and the jumps to them,
-	// as iptables-save prints them.
+	// as iptables-save prints them (not the records of what install
+	// created, see Created).
 	Installed []string
 	// Missing are planned rules not installed; Unexpected are installed
 	// rules (duplicates included) not in the plan.
 	Missing    []string
 	Unexpected []string
+	// After are other tools' PREROUTING rules that may DNAT (DNAT,
+	// REDIRECT, NETMAP or a jump to a chain) and come after meshexp's jump,
+	// such as Docker's jump to its DNAT chain when Docker started after
+	// meshexp: connections to ports they publish are redirected to the
+	// proxy before they see them. Installing again puts the jump last.
+	After []string
 	// Matches is true when the chains hold exactly the plan, in order, and
 	// PREROUTING and OUTPUT each jump to them exactly once.
 	Matches bool
@@ -31,8 +38,8 @@ func Compare(fr *FamilyRules, nat *Table) Status {
 	if nat != nil {
 		for _, c := range []string{"PREROUTING", "OUTPUT", ChainRedirect, ChainOutput} {
 			for _, r := range nat.Rules {
-				if r.Chain == c && (ownChain(c) || ownChain(r.Target()) || r.Ours()) {
-					installed = append(installed, Rule{r.Chain, r.Spec})
+				if r.Chain == c && (ownChain(c) || ownChain(r.Target()) || r.Ours()) && r.Created() == "" {
+					installed = append(installed, Rule{Chain: r.Chain, Spec: r.Spec})
 					st.Installed = append(st.Installed, r.String())
 				}
 			}
@@ -57,9 +64,31 @@ func Compare(fr *FamilyRules, nat *Table) Status {
 			st.Unexpected = append(st.Unexpected, r.String())
 		}
 	}
+	if nat != nil {
+		jumped := false
+		for _, r := range nat.Rules {
+			switch {
+			case r.Chain != "PREROUTING":
+			case r.Ours():
+				jumped = true
+			case jumped && mayDNAT(nat, r):
+				st.After = append(st.After, r.String())
+			}
+		}
+	}
 	// Same rules is not enough: inside a chain, order decides.
 	st.Matches = len(st.Missing) == 0 && len(st.Unexpected) == 0 && sameOrder(planned, installed)
 	return st
+}
+
+// mayDNAT reports whether a nat rule may change a connection's destination.
+func mayDNAT(nat *Table, r SavedRule) bool {
+	switch t := r.Target(); t {
+	case "DNAT", "REDIRECT", "NETMAP":
+		return true
+	default:
+		return nat.HasChain(t)
+	}
 }
 
 func sameOrder(planned, installed []Rule) bool {
@@ -104,5 +133,8 @@ func (st Status) Write(w io.Writer) {
 	}
 	for _, l := range st.Unexpected {
 		fmt.Fprintf(w, "  unexpected: %s\n", l)
+	}
+	for _, l := range st.After {
+		fmt.Fprintf(w, "  after meshexp's PREROUTING jump, so it never sees the connections meshexp redirects (install again to go last): %s\n", l)
 	}
 }
