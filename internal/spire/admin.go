@@ -16,7 +16,7 @@ import (
 )
 
 // pollInterval is how often a readiness poll retries. SPIRE's own steps
-// take hundreds of milliseconds (shared/spire.md), so 50ms adds little.
+// take hundreds of milliseconds (docs/spire.md), so 50ms adds little.
 const pollInterval = 50 * time.Millisecond
 
 // dialUnix opens a gRPC client on a unix socket that may not exist yet.
@@ -67,27 +67,34 @@ type registration struct {
 	workload    string // path segment of the workload's SPIFFE ID
 	proxyUID    uint32
 	tokenTTL    time.Duration
+	svidTTL     time.Duration // the entry's X.509 SVID TTL; 0: the server's default
 }
 
-// register creates the workload's entry (parent: the agent alias, selector:
-// the proxy's uid only) and a join token whose agent gets that alias. It
-// returns the token's value.
-func register(ctx context.Context, conn *grpc.ClientConn, r registration) (string, error) {
+// createEntry creates the workload's entry (parent: the agent alias,
+// selector: the proxy's uid only), or finds it there already: a server that
+// kept its datastore has it from an earlier run.
+func createEntry(ctx context.Context, conn *grpc.ClientConn, r registration) error {
 	entry := &types.Entry{
-		SpiffeId:  &types.SPIFFEID{TrustDomain: r.trustDomain, Path: "/" + r.workload},
-		ParentId:  &types.SPIFFEID{TrustDomain: r.trustDomain, Path: agentPath},
-		Selectors: []*types.Selector{{Type: "unix", Value: fmt.Sprintf("uid:%d", r.proxyUID)}},
+		SpiffeId:    &types.SPIFFEID{TrustDomain: r.trustDomain, Path: "/" + r.workload},
+		ParentId:    &types.SPIFFEID{TrustDomain: r.trustDomain, Path: agentPath},
+		Selectors:   []*types.Selector{{Type: "unix", Value: fmt.Sprintf("uid:%d", r.proxyUID)}},
+		X509SvidTtl: int32(r.svidTTL / time.Second),
 	}
 	resp, err := entryv1.NewEntryClient(conn).BatchCreateEntry(ctx, &entryv1.BatchCreateEntryRequest{Entries: []*types.Entry{entry}})
 	if err != nil {
-		return "", fmt.Errorf("creating the registration entry through the SPIRE server's admin API: %w", err)
+		return fmt.Errorf("creating the registration entry through the SPIRE server's admin API: %w", err)
 	}
 	for _, res := range resp.GetResults() {
-		// AlreadyExists: a server that kept its datastore has it already.
 		if c := codes.Code(res.GetStatus().GetCode()); c != codes.OK && c != codes.AlreadyExists {
-			return "", fmt.Errorf("creating the registration entry for spiffe://%s/%s: %s: %s", r.trustDomain, r.workload, c, res.GetStatus().GetMessage())
+			return fmt.Errorf("creating the registration entry for spiffe://%s/%s: %s: %s", r.trustDomain, r.workload, c, res.GetStatus().GetMessage())
 		}
 	}
+	return nil
+}
+
+// createJoinToken creates a join token whose agent gets the alias the entry
+// is parented to, and returns its value.
+func createJoinToken(ctx context.Context, conn *grpc.ClientConn, r registration) (string, error) {
 	tok, err := agentv1.NewAgentClient(conn).CreateJoinToken(ctx, &agentv1.CreateJoinTokenRequest{
 		Ttl:     int32(r.tokenTTL / time.Second),
 		AgentId: &types.SPIFFEID{TrustDomain: r.trustDomain, Path: agentPath},
@@ -96,6 +103,15 @@ func register(ctx context.Context, conn *grpc.ClientConn, r registration) (strin
 		return "", fmt.Errorf("creating a join token through the SPIRE server's admin API: %w", err)
 	}
 	return tok.GetValue(), nil
+}
+
+// register creates the entry and a join token for it (for servers the
+// tests and benchmarks start themselves).
+func register(ctx context.Context, conn *grpc.ClientConn, r registration) (string, error) {
+	if err := createEntry(ctx, conn, r); err != nil {
+		return "", err
+	}
+	return createJoinToken(ctx, conn, r)
 }
 
 // healthCheck is one gRPC health check (for the benchmark's floor loop).

@@ -28,6 +28,16 @@
 // a minimal environment, so nothing from meshexp's own environment (say a
 // MESHEXP_SPIRE_JOIN_TOKEN variable) reaches them.
 //
+// State: SPIRE's state under DataDir (server keys and datastore, the
+// agent's SVID) is kept between runs, so a restart is warm: the server
+// keeps its CA, the entry is created or found, and an agent with a valid
+// kept SVID needs no join token. DataDir/meshexp-state.json records what
+// the state was made for; when that changes it is stale and cleared, with
+// a log line. Nothing meshexp did not create is deleted or chmod'ed: only
+// missing socket directories are created (0755), and what is at a socket
+// path must be nothing or a stale socket of meshexp's own agent
+// (CheckHostPaths, for the validation pass).
+//
 // Processes are started through a Starter so that the bootstrap supervisor
 // can own them; ExecStarter is the default (process groups, SIGTERM then
 // SIGKILL, restart of the agent when it dies).

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshexp/meshexp/internal/testutil/eventually"
 	"github.com/meshexp/meshexp/internal/trust"
 )
 
@@ -153,7 +154,7 @@ func TestAKilledAgentIsRestartedAndTheIdentityRecovers(t *testing.T) {
 	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "a new spire-agent process", func() bool {
+	eventually.True(t, "a new spire-agent process", func() bool {
 		p := id.Agent().Pid()
 		return p != 0 && p != old
 	})
@@ -348,17 +349,6 @@ func assertNoProcessUnder(t *testing.T, dir string) {
 		if err == nil && bytes.Contains(data, []byte(dir)) {
 			t.Errorf("process %s still runs: %s", filepath.Base(filepath.Dir(f)), bytes.ReplaceAll(data, []byte{0}, []byte{' '}))
 		}
-	}
-}
-
-func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %s for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -175,7 +175,11 @@ func pollSVID(ctx context.Context, socket string, want spiffeid.ID) ([]*x509.Cer
 			}
 			err = fmt.Errorf("the agent issued %s, not %s", strings.Join(ids, ", "), want)
 		}
-		last = err
+		// A call cut short by the end of the wait is not an answer: keep
+		// the agent's previous one ("no identity issued"), which says why.
+		if last == nil || ctx.Err() == nil {
+			last = err
+		}
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("spire: waiting for an X.509 SVID for %s from the Workload API at %s as uid %d (last answer: %v): %w", want, socket, os.Geteuid(), last, ctx.Err())

@@ -145,6 +145,12 @@ func (l *logBuffer) String() string {
 	return l.b.String()
 }
 
+func (l *logBuffer) reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b.Reset()
+}
+
 func testLogger(t testing.TB) (*slog.Logger, *logBuffer) {
 	t.Helper()
 	buf := &logBuffer{}

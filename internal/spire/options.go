@@ -69,13 +69,16 @@ type Options struct {
 	// MESHEXP_SPIRE_BIN_DIR.
 	BinDir string
 	// DataDir holds the generated configs, the join token file and SPIRE's
-	// state (server/ and agent/ below it).
+	// state (server/ and agent/ below it), kept between runs while it fits
+	// the settings (state.go).
 	DataDir string
 	// SocketPath is the agent's Workload API socket, what the proxy uses.
 	// Default /run/meshexp/spire/public/api.sock (existing mode: SPIRE's default,
-	// /tmp/spire-agent/public/api.sock). Its directory is created 0755 so
-	// the proxy uid can connect; the entry's selector decides who gets
-	// which SVID.
+	// /tmp/spire-agent/public/api.sock). Missing directories above it are
+	// created 0755 so the proxy uid can connect; existing ones are never
+	// changed. Whatever is at the path must be a stale socket of meshexp's
+	// own agent, or nothing. The entry's selector decides who gets which
+	// SVID.
 	SocketPath string
 
 	// Timeout bounds Start from the first process to the verified SVID.
@@ -113,6 +116,18 @@ type Options struct {
 	// FetcherPath is the binary re-executed as the proxy uid to fetch the
 	// SVID (with FetcherArgs); empty: this process's own executable.
 	FetcherPath string
+
+	// keptAgentSVID is set by Start when the embedded agent's kept SVID
+	// is reused: its config then names no join token file.
+	keptAgentSVID bool
+
+	// Embedded mode lifetimes (ttl.go): SVIDTTL is the workload entry's
+	// X.509 SVID TTL and the server's default_x509_svid_ttl (default 24h);
+	// CATTL the server's ca_ttl (default 168h); AgentTTL, when set, the
+	// server's agent_ttl (default: SPIRE's, the SVID TTL).
+	SVIDTTL  time.Duration
+	CATTL    time.Duration
+	AgentTTL time.Duration
 }
 
 // withDefaults returns o with every empty field set to its default. It is
@@ -193,7 +208,7 @@ func (o Options) layout() layout {
 // attests another way.
 func (o Options) tokenPath() string {
 	switch {
-	case o.Mode == ModeEmbedded:
+	case o.Mode == ModeEmbedded && !o.keptAgentSVID:
 		return o.layout().tokenFile
 	case o.Mode == ModeExternal && o.JoinTokenFile != "":
 		return o.JoinTokenFile

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/meshexp/meshexp/internal/testutil/eventually"
 )
 
 func shell(script string) Command {
@@ -25,7 +27,7 @@ func TestExecStarterStopsWithSIGTERMFirst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the shell to set its trap", func() bool {
+	eventually.True(t, "the shell to set its trap", func() bool {
 		_, err := os.Stat(dir + "/up")
 		return err == nil
 	})
@@ -47,7 +49,7 @@ func TestExecStarterKillsAProcessThatIgnoresSIGTERMAndItsChildren(t *testing.T) 
 		t.Fatal(err)
 	}
 	var child int
-	waitFor(t, 10*time.Second, "the grandchild's pid", func() bool {
+	eventually.True(t, "the grandchild's pid", func() bool {
 		b, err := os.ReadFile(dir + "/child")
 		if err != nil || len(b) == 0 {
 			return false
@@ -58,7 +60,7 @@ func TestExecStarterKillsAProcessThatIgnoresSIGTERMAndItsChildren(t *testing.T) 
 	if err := p.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the grandchild to be gone", func() bool {
+	eventually.True(t, "the grandchild to be gone", func() bool {
 		return errors.Is(syscall.Kill(child, 0), syscall.ESRCH) || isZombie(child)
 	})
 }

@@ -8,15 +8,10 @@ import (
 
 // Values written into the generated configs, and why.
 const (
-	// caTTL is the demo's; svidTTL is Linkerd's default certificate lifetime
-	// (linkerd2 charts: identity.issuer.issuanceLifetime 24h0m0s) and stays
-	// under SPIRE's limit ca_ttl/6 = 28h, above which the server warns that
-	// SVIDs may be cut short (spire pkg/server/ca/manager MaxSVIDTTLForCATTL).
-	caTTL   = "168h"
-	svidTTL = "24h"
+	// The lifetimes (ca_ttl, default_x509_svid_ttl) are options: ttl.go.
 	// The server reloads its entry cache and the agent syncs every 5s by
 	// default; at 1s the first SVID arrives after about 1.3s instead of 5.3s
-	// (measured, shared/spire.md). SPIRE marks both as experimental.
+	// (measured, docs/spire.md). SPIRE marks both as experimental.
 	cacheReloadInterval = "1s"
 	syncInterval        = "1s"
 	// agentPath is the alias every join-token agent gets (the demo's
@@ -26,13 +21,18 @@ const (
 
 // RenderConfigs returns the SPIRE config files Start would write for o, by
 // absolute path: server.conf and agent.conf in embedded mode, agent.conf in
-// external mode, none in existing mode. It is pure (no file system access),
-// so `bootstrap --dry-run` can print it. The files hold no secret: the join
+// external mode, none in existing mode. It writes nothing, so `bootstrap
+// --dry-run` can print it; the only file it reads is a trust anchor file
+// the embedded server would sign with, to show how one holding several
+// roots is split (resolveUpstream). The files hold no secret: the join
 // token is read by the agent from a separate 0600 file (join_token_file).
 func RenderConfigs(opts Options) (map[string]string, error) {
 	o := opts.withDefaults()
 	if errs := o.validateValues(); len(errs) > 0 {
 		return nil, errors.Join(errs...)
+	}
+	if resolved, _, err := o.resolveUpstream(); err == nil {
+		o = resolved
 	}
 	l := o.layout()
 	out := map[string]string{}
@@ -59,8 +59,11 @@ func (o Options) renderServer() string {
 	b.str("log_level", "INFO")
 	b.str("log_format", "json")
 	b.str("ca_key_type", "ec-p256")
-	b.str("ca_ttl", caTTL)
-	b.str("default_x509_svid_ttl", svidTTL)
+	b.str("ca_ttl", formatTTL(o.caTTL()))
+	b.str("default_x509_svid_ttl", formatTTL(o.svidTTL()))
+	if o.AgentTTL > 0 {
+		b.str("agent_ttl", formatTTL(o.AgentTTL))
+	}
 	b.open("experimental")
 	b.str("cache_reload_interval", cacheReloadInterval)
 	b.close()

@@ -47,28 +47,96 @@ func searchable(fi fs.FileInfo, uid, gid uint32) bool {
 	}
 }
 
-// prepareSocketDir creates the Workload API socket's directory (and any
-// missing parent) 0755: SPIRE would create it 0750 under its umask 0027,
-// which shuts the proxy uid out (shared/spire.md). An existing directory
-// owned by another user is refused: whoever owns it could swap the socket.
+// prepareSocketDir creates the Workload API socket's missing directories
+// 0755: SPIRE would create them 0750 under its umask 0027, which shuts the
+// proxy uid out (docs/spire.md). Directories that exist are never changed
+// (with --spire-socket /tmp/api.sock, /tmp keeps its mode and sticky bit);
+// validation has checked that the proxy uid may pass them. The socket's own
+// directory, when it exists, must belong to meshexp's uid: whoever owns it
+// could swap the socket.
 func prepareSocketDir(socket string) error {
-	dir := filepath.Dir(socket)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("creating the Workload API socket directory %s: %w", dir, err)
+	if err := checkSocketDirOwner(socket); err != nil {
+		return err
 	}
-	fi, err := os.Stat(dir)
-	if err != nil {
-		return fmt.Errorf("checking the Workload API socket directory %s: %w", dir, err)
+	var missing []string
+	for d := filepath.Dir(socket); ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil {
+			break
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("spire: checking the Workload API socket directory %s: %w", d, err)
+		}
+		missing = append(missing, d)
+		if d == filepath.Dir(d) {
+			break
+		}
 	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
-		return &OptionError{Option: "SocketPath", Value: socket, Err: fmt.Errorf("directory %s belongs to uid %d, not to meshexp (uid %d)", dir, st.Uid, os.Geteuid()), Fix: "remove the directory or choose another socket path"}
-	}
-	if fi.Mode().Perm() != 0o755 {
-		if err := os.Chmod(dir, 0o755); err != nil {
-			return fmt.Errorf("making the Workload API socket directory %s reachable (0755): %w", dir, err)
+	for i := len(missing) - 1; i >= 0; i-- {
+		d := missing[i]
+		if err := os.Mkdir(d, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("spire: creating the Workload API socket directory %s: %w", d, err)
+		}
+		// Mkdir's mode passes through the umask; this directory is new
+		// and meshexp's, so set exactly what the proxy uid needs.
+		if err := os.Chmod(d, 0o755); err != nil {
+			return fmt.Errorf("spire: making the new Workload API socket directory %s reachable (0755): %w", d, err)
 		}
 	}
 	return nil
+}
+
+// checkSocketDirOwner refuses an existing socket directory that belongs to
+// another user than meshexp's.
+func checkSocketDirOwner(socket string) error {
+	dir := filepath.Dir(socket)
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil // missing: created by meshexp; other errors: found later
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
+		return &OptionError{Option: "SocketPath", Value: socket, Err: fmt.Errorf("directory %s belongs to uid %d, not to meshexp (uid %d), which could swap the socket", dir, st.Uid, os.Geteuid()), Fix: "choose a socket path in a directory meshexp's user owns"}
+	}
+	return nil
+}
+
+// checkSocketPath makes sure what is at a socket path may be replaced by
+// the SPIRE process about to listen there, which removes whatever it finds
+// (spire pkg/agent/endpoints). Nothing there is fine. A socket a live
+// process serves is refused, naming it. A stale socket (nobody behind it)
+// is fine when meshexp's own SPIRE made it (ours), and refused otherwise.
+// Anything else (a file, a directory, a link) is refused: it is not
+// meshexp's to delete.
+func checkSocketPath(option, socket string, ours bool) error {
+	fi, err := os.Lstat(socket)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return &OptionError{Option: option, Value: socket, Err: unwrapPath(err), Fix: "choose a socket path meshexp can create"}
+	case fi.Mode().Type() != fs.ModeSocket:
+		return &OptionError{Option: option, Value: socket, Err: fmt.Errorf("%s is already there and is not a socket; meshexp deletes nothing it did not create", describeType(fi)), Fix: "move it away, or choose another socket path"}
+	}
+	if err := ensureNotServed(option, socket); err != nil {
+		return err
+	}
+	if !ours {
+		return &OptionError{Option: option, Value: socket, Err: errors.New("a socket nobody serves is already there, and meshexp's SPIRE did not make it"), Fix: "remove it if it is stale (rm " + socket + "), or choose another socket path"}
+	}
+	return nil
+}
+
+func describeType(fi fs.FileInfo) string {
+	switch t := fi.Mode().Type(); {
+	case t == 0:
+		return "a regular file"
+	case t&fs.ModeDir != 0:
+		return "a directory"
+	case t&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	case t&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	default:
+		return "a special file"
+	}
 }
 
 // ensureNotServed fails when a live process accepts connections on socket:

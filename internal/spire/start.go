@@ -186,6 +186,49 @@ func (r *run) reason(ctx context.Context, err error) error {
 	return err
 }
 
+// prepareState checks the sockets and the kept state, clears the state if
+// it is stale, records this run's inputs, creates the directories and
+// writes the configs. It returns o resolved (resolveUpstream) and whether
+// the previous run's state was kept.
+func (r *run) prepareState() (bool, error) {
+	o, l := r.o, r.o.layout()
+	old := o.readState()
+	if err := checkSocketPath("SocketPath", o.SocketPath, old != nil && old.Socket == o.SocketPath); err != nil {
+		return false, err
+	}
+	if o.Mode == ModeEmbedded {
+		if err := checkSocketPath("DataDir", l.serverSocket, true); err != nil {
+			return false, err
+		}
+	}
+	resolved, upstream, err := o.resolveUpstream()
+	if err != nil {
+		return false, err
+	}
+	inputs, err := resolved.stateInputs(upstream)
+	if err != nil {
+		return false, err
+	}
+	warm, err := r.keepOrClearState(old, inputs)
+	if err != nil {
+		return false, err
+	}
+	r.o = resolved
+	dirs := []string{l.agentDir, l.agentData}
+	if o.Mode == ModeEmbedded {
+		dirs = append(dirs, l.serverDir, l.serverData)
+	}
+	if err := r.prepareDirs(dirs...); err != nil {
+		return false, err
+	}
+	if resolved.UpstreamCertPath != o.UpstreamCertPath {
+		if err := writeFile(resolved.UpstreamCertPath, upstream, 0o644); err != nil {
+			return false, err
+		}
+	}
+	return warm, nil
+}
+
 func (r *run) startEmbedded(ctx context.Context, id *Identity) error {
 	o, l := r.o, r.o.layout()
 	serverBin, err := o.binary("spire-server")
@@ -196,26 +239,20 @@ func (r *run) startEmbedded(ctx context.Context, id *Identity) error {
 	if err != nil {
 		return err
 	}
-	if err := ensureNotServed("DataDir", l.serverSocket); err != nil {
+	warm, err := r.prepareState()
+	if err != nil {
 		return err
 	}
-	if err := ensureNotServed("SocketPath", o.SocketPath); err != nil {
-		return err
-	}
-	// Embedded SPIRE starts from a clean state every time, as the demo's
-	// container did: a crash leaves a datastore, keys and an agent SVID
-	// that may belong to another trust anchor; a fresh CA costs ~0.2s.
-	for _, d := range []string{l.serverDir, l.agentDir} {
-		if err := os.RemoveAll(d); err != nil {
-			return fmt.Errorf("spire: clearing the previous run's state %s: %w", d, err)
-		}
-	}
-	if err := r.prepareDirs(l.serverDir, l.serverData, l.agentDir, l.agentData); err != nil {
+	// A kept agent SVID needs no join token (and a token it would not use
+	// would only leave one more alias entry in the datastore).
+	r.o.keptAgentSVID = warm && keptAgentSVID(l.agentData, time.Now())
+	if err := removeIfExists(l.tokenFile); err != nil {
 		return err
 	}
 	if err := r.writeConfigs(); err != nil {
 		return err
 	}
+	o = r.o
 
 	server, err := r.startProcess(ctx, "spire-server", serverBin, l.serverConf)
 	if err != nil {
@@ -231,19 +268,27 @@ func (r *run) startEmbedded(ctx context.Context, id *Identity) error {
 	if err := waitServing(ctx, conn, "the SPIRE server's health on its admin socket "+l.serverSocket); err != nil {
 		return err
 	}
-	token, err := register(ctx, conn, registration{
+	reg := registration{
 		trustDomain: o.TrustDomain, workload: o.WorkloadName, proxyUID: o.ProxyUID,
-		tokenTTL: max(o.Timeout, time.Minute),
-	})
-	if err != nil {
+		tokenTTL: max(o.Timeout, time.Minute), svidTTL: o.svidTTL(),
+	}
+	if err := createEntry(ctx, conn, reg); err != nil {
 		return fmt.Errorf("spire: %w", err)
 	}
-	r.secrets.add(token)
-	if err := writeSecret(l.tokenFile, token); err != nil {
-		return err
-	}
-	id.removeOnStop = append(id.removeOnStop, l.tokenFile)
 	r.logger.Debug("registered the workload", "spiffe_id", o.SPIFFEID(), "selector", fmt.Sprintf("unix:uid:%d", o.ProxyUID), "parent", "spiffe://"+o.TrustDomain+agentPath)
+	if o.keptAgentSVID {
+		r.logger.Info("the SPIRE agent reuses its kept SVID; no join token needed")
+	} else {
+		token, err := createJoinToken(ctx, conn, reg)
+		if err != nil {
+			return fmt.Errorf("spire: %w", err)
+		}
+		r.secrets.add(token)
+		if err := writeSecret(l.tokenFile, token); err != nil {
+			return err
+		}
+		id.removeOnStop = append(id.removeOnStop, l.tokenFile)
+	}
 
 	agent, err := r.startProcess(ctx, "spire-agent", agentBin, l.agentConf)
 	if err != nil {
@@ -259,12 +304,10 @@ func (r *run) startExternal(ctx context.Context, id *Identity) error {
 	if err != nil {
 		return err
 	}
-	if err := ensureNotServed("SocketPath", o.SocketPath); err != nil {
-		return err
-	}
-	// The agent's state is kept: with its stored SVID a restarted agent
-	// needs no new join token (join tokens are single-use).
-	if err := r.prepareDirs(l.agentDir, l.agentData); err != nil {
+	// The agent's state is kept while it fits the settings: with its
+	// stored SVID a restarted agent needs no new join token (join tokens
+	// are single-use).
+	if _, err := r.prepareState(); err != nil {
 		return err
 	}
 	switch {
@@ -290,6 +333,13 @@ func (r *run) startExternal(ctx context.Context, id *Identity) error {
 	}
 	id.agent = agent
 	return r.waitAgent(ctx)
+}
+
+func removeIfExists(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("spire: removing %s: %w", path, err)
+	}
+	return nil
 }
 
 func (r *run) waitAgent(ctx context.Context) error {

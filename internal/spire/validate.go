@@ -62,6 +62,7 @@ func (o Options) validateValues() []error {
 	if o.StopGrace < 0 {
 		bad("StopGrace", o.StopGrace.String(), "use a positive duration such as 5s", "negative")
 	}
+	errs = append(errs, o.validateTTLs()...)
 	paths := map[string]string{"SocketPath": o.SocketPath, "TrustAnchorPath": o.TrustAnchorPath}
 	if o.Mode != ModeExisting {
 		paths["DataDir"] = o.DataDir
@@ -156,7 +157,6 @@ func (o Options) validateFiles() []error {
 		add(err)
 		_, err = o.binary("spire-agent")
 		add(err)
-		add(checkDataDir(o.DataDir))
 	case ModeExternal:
 		if o.TrustBundlePath != o.TrustAnchorPath {
 			_, err := readCerts("TrustBundlePath", o.TrustBundlePath)
@@ -172,12 +172,45 @@ func (o Options) validateFiles() []error {
 		}
 		_, err := o.binary("spire-agent")
 		add(err)
-		add(checkDataDir(o.DataDir))
 	}
 	if o.Mode != ModeExisting {
 		// An existing agent's directories are its operator's: the proxy may
 		// reach them through a supplementary group this check cannot see.
 		add(o.checkSocketDirs())
+		errs = append(errs, o.hostPaths()...)
+	}
+	return errs
+}
+
+// CheckHostPaths checks, without changing anything, that what is on the
+// host where SPIRE's files go may be used: DataDir is a directory whose
+// server/ and agent/ (if any) meshexp made; the Workload API socket's
+// directory belongs to meshexp's user; at the socket paths there is nothing,
+// or a stale socket meshexp's own SPIRE made. Every problem is an
+// *OptionError, for the one validation pass before anything changes.
+// Start checks the same again.
+func (o Options) CheckHostPaths() []error {
+	o = o.withDefaults()
+	if o.Mode == ModeExisting || len(o.validateValues()) > 0 {
+		return nil
+	}
+	return o.hostPaths()
+}
+
+func (o Options) hostPaths() []error {
+	var errs []error
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	add(checkDataDir(o.DataDir))
+	rec := o.readState()
+	add(o.checkStateDirs(rec))
+	add(checkSocketDirOwner(o.SocketPath))
+	add(checkSocketPath("SocketPath", o.SocketPath, rec != nil && rec.Socket == o.SocketPath))
+	if o.Mode == ModeEmbedded {
+		add(checkSocketPath("DataDir", o.layout().serverSocket, true))
 	}
 	return errs
 }
