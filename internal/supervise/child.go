@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -29,10 +30,15 @@ type Child struct {
 	restarts int
 	exitCode int // last exit code, -1 before the first exit
 	stopping bool
+	escaped  bool    // processes of the latest run outlived its group
+	cg       *cgroup // holds every process of the child; nil without one
 
 	stopCh chan struct{} // closed by the first Stop
 	exited chan struct{} // closed when finished for good
 }
+
+// noCgroupWarned: the warning that cgroups cannot be used is given once.
+var noCgroupWarned atomic.Bool
 
 // Start validates spec and starts the child: in its own process group, as
 // spec.Credential, killed by the kernel if meshexp dies (see the package
@@ -59,8 +65,23 @@ func Start(ctx context.Context, spec Spec, logger *slog.Logger) (*Child, error) 
 		stopCh:   make(chan struct{}),
 		exited:   make(chan struct{}),
 	}
+	if spec.Cgroup != "" {
+		cg, err := newCgroup(spec.Cgroup)
+		if err != nil {
+			level := slog.LevelDebug
+			if !noCgroupWarned.Swap(true) { // once per meshexp: it holds for every child
+				level = slog.LevelWarn
+			}
+			c.logger.Log(ctx, level, "child not contained in a cgroup: only its process group is stopped, and a process that leaves it (setsid, daemons) is not found", "err", err)
+		} else {
+			c.cg = cg
+		}
+	}
 	r, err := c.launch()
 	if err != nil {
+		if c.cg != nil {
+			_ = c.cg.close()
+		}
 		return nil, err
 	}
 	go c.supervise(r)
@@ -76,7 +97,7 @@ func (c *Child) launch() (*run, error) {
 	c.mu.Lock()
 	c.setRunLocked(r)
 	c.mu.Unlock()
-	c.emit(Event{Kind: EventStarted, PID: r.pid})
+	c.emit(Event{Kind: EventStarted, PID: r.pid, Cgroup: c.Cgroup()})
 	return r, nil
 }
 
@@ -99,6 +120,24 @@ func (c *Child) PID() int {
 		return 0
 	}
 	return c.proc.Pid
+}
+
+// Cgroup is the directory of the cgroup that holds the child's
+// processes, "" when it has none.
+func (c *Child) Cgroup() string {
+	if c.cg == nil {
+		return ""
+	}
+	return c.cg.dir
+}
+
+// Escaped reports whether processes of the latest run were still running
+// outside its process group when it ended (it daemonized or called
+// setsid). They were stopped; Escaped says the child misbehaved.
+func (c *Child) Escaped() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.escaped
 }
 
 // Restarts is how many times the child was restarted.
@@ -190,6 +229,9 @@ func (c *Child) Stop(ctx context.Context) error {
 		c.logger.Debug("stopping child", "pgid", pgid, "signal", c.spec.StopSignal.String(), "grace", c.spec.Grace)
 		c.sendGroup(pgid, c.spec.StopSignal)
 	}
+	if c.cg != nil {
+		c.cg.signal(c.spec.StopSignal) // whatever left the group, too
+	}
 	grace := time.NewTimer(c.spec.Grace)
 	defer grace.Stop()
 	select {
@@ -205,6 +247,9 @@ func (c *Child) Stop(ctx context.Context) error {
 	c.mu.Unlock()
 	if pgid != 0 {
 		c.sendGroup(pgid, syscall.SIGKILL)
+	}
+	if c.cg != nil {
+		c.cg.signal(syscall.SIGKILL)
 	}
 	kill := time.NewTimer(killWait)
 	defer kill.Stop()

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/meshexp/meshexp/internal/testutil/eventually"
 )
 
 func TestExitCodesAreReportedLikeAShell(t *testing.T) {
@@ -201,7 +203,7 @@ func TestSignalReachesTheChildAndForwardRelaysSignalsMeshexpGets(t *testing.T) {
 	if err := syscall.Kill(syscall.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the forwarded SIGHUP to reach the child", func() bool {
+	eventually.True(t, "the forwarded SIGHUP to reach the child", func() bool {
 		return len(logs.find(func(r logRec) bool { return r.msg == "got hangup" })) > before
 	})
 }

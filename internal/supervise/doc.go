@@ -15,8 +15,13 @@
 //     holds even though Go moves goroutines across threads: children are
 //     forked from one locked thread that lives as long as the process
 //     (proc_linux.go says why that matters). Pdeathsig reaches the direct
-//     child only; in a container the PID namespace dies with meshexp and
-//     takes the rest, on a VM systemd's control group does;
+//     child only; what it spawned is in the child's cgroup (Spec.Cgroup),
+//     which the next start empties, and in a container the PID namespace
+//     dies with meshexp;
+//   - with Spec.Cgroup, keeps every process the child ever runs in a
+//     cgroup (v2, or v1 pids/freezer), so one that leaves the process
+//     group (setsid) is still stopped, and is reported as an escape
+//     (Child.Escaped, a failure for the restart policy);
 //   - has its stdout and stderr logged line by line with child=<name> and
 //     stream=stdout|stderr, so a container log tells who said what (or
 //     passed through, or copied to a writer: see Spec.Stdout);

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/meshexp/meshexp/internal/testutil/eventually"
 )
 
 // The test binary doubles as every child program the tests need: with
@@ -57,19 +59,6 @@ func helperEnv(name string) []string {
 		env = append(env, "GORACE=atexit_sleep_ms=0")
 	}
 	return env
-}
-
-// waitFor polls cond until it holds, failing the test with what was
-// awaited when the deadline passes.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for pause := time.Millisecond; !cond(); pause = min(pause*2, 50*time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up after %s waiting for %s", wait, what)
-		}
-		time.Sleep(pause)
-	}
 }
 
 // waitExited waits for c to finish for good.
@@ -147,7 +136,7 @@ func (s *logStore) find(match func(logRec) bool) []logRec {
 func (s *logStore) waitLine(t testing.TB, child, prefix string) string {
 	t.Helper()
 	var line string
-	waitFor(t, fmt.Sprintf("a line starting %q from child %s", prefix, child), func() bool {
+	eventually.True(t, fmt.Sprintf("a line starting %q from child %s", prefix, child), func() bool {
 		got := s.find(func(r logRec) bool {
 			return r.attrs["child"] == child && r.attrs["stream"] != "" && strings.HasPrefix(r.msg, prefix)
 		})

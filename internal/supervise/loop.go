@@ -23,8 +23,8 @@ func (c *Child) spawn() (*run, error) {
 		return nil, fmt.Errorf("starting %s: preparing its output: %w", c.spec.Name, err)
 	}
 	argv := append([]string{c.spec.Path}, c.spec.Args...)
-	attr := &os.ProcAttr{Dir: c.spec.Dir, Env: c.spec.Env, Files: out.files, Sys: sysProcAttr(c.spec)}
-	proc, err := startProcess(c.spec.Path, argv, attr)
+	attr := &os.ProcAttr{Dir: c.spec.Dir, Env: c.spec.Env, Files: out.files, Sys: sysProcAttr(c.spec, c.cg)}
+	proc, err := startProcess(c.spec.Path, argv, attr, c.cg)
 	out.closeChildEnds() // the child has its copies now (or never will)
 	if err != nil {
 		out.abort()
@@ -60,11 +60,14 @@ func (c *Child) supervise(r *run) {
 		c.emit(Event{Kind: EventExited, PID: pid, ExitCode: code, Err: startErr, Ran: ran, Stopped: stopping})
 
 		p := c.spec.Restart
+		c.mu.Lock()
+		escaped := c.escaped
+		c.mu.Unlock()
 		switch {
 		case stopping:
 			c.finish(true)
 			return
-		case !p.Mode.restarts(code):
+		case !p.Mode.restarts(code) && !(escaped && p.Mode == ModeOnFailure):
 			c.finish(false)
 			return
 		case p.MaxRestarts > 0 && restarts >= p.MaxRestarts:
@@ -107,6 +110,7 @@ func (c *Child) await(r *run) int {
 	c.proc = nil
 	c.mu.Unlock()
 	c.settleGroup(r.pid)
+	c.settleTree(r.pid)
 	r.out.drain()
 	c.mu.Lock()
 	c.pgid = 0
@@ -135,6 +139,39 @@ func (c *Child) settleGroup(pgid int) {
 		c.sendGroup(pgid, syscall.SIGKILL)
 	}
 	waitGroupGone(pgid, -1)
+}
+
+// settleTree makes sure nothing of the child's cgroup outlives the run. A
+// process still there once the process group is gone left the group
+// (setsid, a daemon's double fork): that is the child escaping
+// supervision, reported in plain words and counted as a failure.
+func (c *Child) settleTree(pgid int) {
+	c.mu.Lock()
+	c.escaped = false
+	stopping := c.stopping
+	c.mu.Unlock()
+	if c.cg == nil {
+		return
+	}
+	left := c.cg.procs()
+	if len(left) == 0 {
+		return
+	}
+	c.mu.Lock()
+	c.escaped = true
+	c.mu.Unlock()
+	c.logger.Error(fmt.Sprintf("%s left processes running outside its process group (it daemonized or called setsid); stopping them. Run it in the foreground so meshexp can supervise it", c.spec.Name),
+		"pgid", pgid, "pids", left, "cgroup", c.cg.dir)
+	if !stopping {
+		c.cg.signal(c.spec.StopSignal)
+		deadline := time.Now().Add(c.spec.Grace)
+		for len(c.cg.procs()) > 0 && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if err := KillCgroup(c.cg.dir); err != nil {
+		c.logger.Error("stopping escaped processes failed", "err", err)
+	}
 }
 
 func (c *Child) enterBackoff() bool {
@@ -175,6 +212,11 @@ func (c *Child) restartOnce() (*run, error) {
 }
 
 func (c *Child) finish(stopped bool) {
+	if c.cg != nil {
+		if err := c.cg.close(); err != nil {
+			c.logger.Warn("removing the child's cgroup failed", "err", err)
+		}
+	}
 	c.mu.Lock()
 	c.state = StateExited
 	code := c.exitCode

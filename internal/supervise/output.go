@@ -37,6 +37,7 @@ type pump struct {
 	r      *os.File
 	stream string
 	w      io.Writer
+	level  func(string) slog.Level
 }
 
 func openOutputs(spec Spec) (*outputs, error) {
@@ -51,7 +52,7 @@ func openOutputs(spec Spec) (*outputs, error) {
 		name string
 		w    io.Writer
 	}{{"stdout", spec.Stdout}, {"stderr", spec.Stderr}} {
-		f, err := o.add(s.name, s.w)
+		f, err := o.add(s.name, s.w, spec.LineLevel)
 		if err != nil {
 			o.closeChildEnds()
 			o.abort()
@@ -62,7 +63,7 @@ func openOutputs(spec Spec) (*outputs, error) {
 	return o, nil
 }
 
-func (o *outputs) add(stream string, w io.Writer) (*os.File, error) {
+func (o *outputs) add(stream string, w io.Writer, level func(string) slog.Level) (*os.File, error) {
 	if f, ok := w.(*os.File); ok && f != nil {
 		return f, nil // handed over as is; meshexp keeps its own
 	}
@@ -79,7 +80,7 @@ func (o *outputs) add(stream string, w io.Writer) (*os.File, error) {
 		return nil, err
 	}
 	o.childEnds = append(o.childEnds, pw)
-	o.pumps = append(o.pumps, &pump{r: r, stream: stream, w: w})
+	o.pumps = append(o.pumps, &pump{r: r, stream: stream, w: w, level: level})
 	return pw, nil
 }
 
@@ -127,7 +128,7 @@ func (p *pump) run(logger *slog.Logger, pid int) {
 	if p.w != nil {
 		_, err = io.Copy(p.w, p.r)
 	} else {
-		err = logLines(p.r, logger, p.stream, pid)
+		err = logLines(p.r, logger, p.stream, pid, p.level)
 	}
 	switch {
 	case err == nil || errors.Is(err, os.ErrClosed):
@@ -139,9 +140,10 @@ func (p *pump) run(logger *slog.Logger, pid int) {
 }
 
 // logLines logs each line read from r as one record whose message is the
-// line. A line longer than maxLine, and a last line without a newline, are
-// logged as they come with partial=true. It returns nil at EOF.
-func logLines(r io.Reader, logger *slog.Logger, stream string, pid int) error {
+// line, at the level levelOf gives it (Info when nil). A line longer than
+// maxLine, and a last line without a newline, are logged as they come with
+// partial=true. It returns nil at EOF.
+func logLines(r io.Reader, logger *slog.Logger, stream string, pid int, levelOf func(string) slog.Level) error {
 	br := bufio.NewReaderSize(r, maxLine)
 	attrStream, attrPID := slog.String("stream", stream), slog.Int("pid", pid)
 	for {
@@ -154,10 +156,14 @@ func logLines(r io.Reader, logger *slog.Logger, stream string, pid int) error {
 					line = line[:n-1]
 				}
 			}
+			msg, level := string(line), slog.LevelInfo
+			if levelOf != nil {
+				level = levelOf(msg)
+			}
 			if partial {
-				logger.LogAttrs(context.Background(), slog.LevelInfo, string(line), attrStream, attrPID, slog.Bool("partial", true))
+				logger.LogAttrs(context.Background(), level, msg, attrStream, attrPID, slog.Bool("partial", true))
 			} else {
-				logger.LogAttrs(context.Background(), slog.LevelInfo, string(line), attrStream, attrPID)
+				logger.LogAttrs(context.Background(), level, msg, attrStream, attrPID)
 			}
 		}
 		switch {

@@ -17,12 +17,16 @@ import (
 // child spawns, and a terminal's Ctrl-C reaches only meshexp, which then
 // shuts down in order), the credentials asked for, and SIGKILL from the
 // kernel when the forking thread dies (see forker).
-func sysProcAttr(spec Spec) *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{
+func sysProcAttr(spec Spec, cg *cgroup) *syscall.SysProcAttr {
+	a := &syscall.SysProcAttr{
 		Setpgid:    true,
 		Pdeathsig:  syscall.SIGKILL,
 		Credential: spec.Credential,
 	}
+	if cg != nil && cg.v2 {
+		a.UseCgroupFD, a.CgroupFD = true, cg.fd
+	}
+	return a
 }
 
 // The parent-death signal (prctl PR_SET_PDEATHSIG) fires when the *thread*
@@ -47,6 +51,7 @@ var forker struct {
 }
 
 type forkReq struct {
+	cg    *cgroup // v1: the forking thread enters it around the fork
 	path  string
 	argv  []string
 	attr  *os.ProcAttr
@@ -58,13 +63,13 @@ type forkResult struct {
 	err  error
 }
 
-func startProcess(path string, argv []string, attr *os.ProcAttr) (*os.Process, error) {
+func startProcess(path string, argv []string, attr *os.ProcAttr, cg *cgroup) (*os.Process, error) {
 	forker.once.Do(func() {
 		forker.reqs = make(chan forkReq)
 		go forkLoop(forker.reqs)
 	})
 	reply := make(chan forkResult, 1)
-	forker.reqs <- forkReq{path: path, argv: argv, attr: attr, reply: reply}
+	forker.reqs <- forkReq{cg: cg, path: path, argv: argv, attr: attr, reply: reply}
 	res := <-reply
 	return res.proc, res.err
 }
@@ -72,7 +77,13 @@ func startProcess(path string, argv []string, attr *os.ProcAttr) (*os.Process, e
 func forkLoop(reqs <-chan forkReq) {
 	runtime.LockOSThread() // never unlocked: this thread must outlive every child
 	for r := range reqs {
+		leave, err := r.cg.enterForFork()
+		if err != nil {
+			r.reply <- forkResult{nil, err}
+			continue
+		}
 		p, err := os.StartProcess(r.path, r.argv, r.attr)
+		leave()
 		r.reply <- forkResult{p, err}
 	}
 }

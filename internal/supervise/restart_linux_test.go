@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meshexp/meshexp/internal/testutil/eventually"
 )
 
 func TestRestartPolicies(t *testing.T) {
@@ -122,7 +124,7 @@ func TestStopDuringBackoffCancelsTheRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopOnCleanup(t, c)
-	waitFor(t, "the child to be in backoff", func() bool { return c.State() == StateBackoff })
+	eventually.True(t, "the child to be in backoff", func() bool { return c.State() == StateBackoff })
 	if err := c.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}

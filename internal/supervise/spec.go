@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os/exec"
 	"slices"
 	"strings"
@@ -41,6 +42,9 @@ type Spec struct {
 	//   - io.Discard: the child gets /dev/null;
 	//   - any other writer: the raw bytes are copied to it.
 	Stdout, Stderr io.Writer
+	// LineLevel, when set, gives the level each logged line is logged at
+	// (a child that prints its own levels, like the proxy); default Info.
+	LineLevel func(line string) slog.Level
 
 	// StopSignal is sent to the child's process group by Stop. Default
 	// SIGTERM.
@@ -48,6 +52,14 @@ type Spec struct {
 	// Grace is how long Stop waits after StopSignal before SIGKILL.
 	// Default DefaultGrace.
 	Grace time.Duration
+
+	// Cgroup, when set, is the name of a cgroup (below meshexp's own) that
+	// holds every process the child ever runs, so that none escapes Stop
+	// by leaving the process group (setsid, a daemon's double fork). A
+	// cgroup of that name left by a crashed meshexp is emptied first. When
+	// no cgroup can be made (no writable hierarchy, as in most containers)
+	// the process group alone is used and a warning says so.
+	Cgroup string
 
 	// Restart says what happens when the child exits without Stop.
 	Restart Policy

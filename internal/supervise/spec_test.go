@@ -118,7 +118,7 @@ func TestLogLinesSplitsLongAndUnfinishedLines(t *testing.T) {
 		recs = append(recs, r.Message+partial)
 	}})
 	in := "one\r\ntwo\n\n" + strings.Repeat("y", maxLine+5) + "\nlast"
-	if err := logLines(strings.NewReader(in), logger, "stdout", 1); err != nil {
+	if err := logLines(strings.NewReader(in), logger, "stdout", 1, nil); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{"one", "two", "", strings.Repeat("y", maxLine) + "+", "yyyyy", "last+"}

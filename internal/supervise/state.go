@@ -77,4 +77,5 @@ type Event struct {
 	Restarts int           // restarts so far (EventRestarting: including this one)
 	Backoff  time.Duration // EventRestarting: delay before the restart
 	Stopped  bool          // EventExited, EventFinished: the end came from Stop
+	Cgroup   string        // EventStarted: the cgroup holding the child's processes, "" without one
 }

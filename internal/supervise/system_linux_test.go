@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/meshexp/meshexp/internal/testutil/eventually"
 )
 
 func TestAChildRunsWithTheCredentialsAskedFor(t *testing.T) {
@@ -97,7 +99,7 @@ func TestChildrenDieWithAKilledSupervisor(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd.Wait()
-	waitFor(t, "the child of the killed supervisor to die", func() bool { return dead(got.Child) })
+	eventually.True(t, "the child of the killed supervisor to die", func() bool { return dead(got.Child) })
 }
 
 func TestTheReaperReapsOrphansWithoutStealingExitStatuses(t *testing.T) {
