@@ -93,6 +93,8 @@ func nextCondition(old *Condition, ready bool, reason, message string, now time.
 			return next, false
 		}
 	}
+	probed := metav1.NewTime(now.Truncate(time.Second))
+	next.LastProbeTime = &probed
 	if next.LastTransitionTime == nil {
 		t := metav1.NewTime(now.Truncate(time.Second))
 		next.LastTransitionTime = &t

@@ -24,32 +24,20 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/meshexp/meshexp/internal/kube"
+	"github.com/meshexp/meshexp/internal/testutil/eventually"
 	"github.com/meshexp/meshexp/internal/testutil/kubetest"
 )
 
-func TestMain(m *testing.M) { kubetest.Main(m) }
+// The cluster is dual-stack (IPv4 first), as Linkerd's IPv6 support needs.
+func TestMain(m *testing.M) {
+	kubetest.UseDualStack()
+	kubetest.Main(m)
+}
 
 // waitDeadline bounds every wait for the API server to show a state; it
 // is generous because the machine is shared, and a wait that gives up
 // says what it was waiting for.
 const waitDeadline = 2 * time.Minute
-
-func waitFor(t *testing.T, what string, cond func() (bool, error)) {
-	t.Helper()
-	deadline := time.Now().Add(waitDeadline)
-	var last error
-	for {
-		ok, err := cond()
-		if ok {
-			return
-		}
-		last = err
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up after %s waiting for %s (last error: %v)", waitDeadline, what, last)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -171,7 +159,7 @@ func (h *host) ready(ctx context.Context) (*kube.Condition, string, error) {
 func (h *host) waitReady(t *testing.T, status, reason string) {
 	t.Helper()
 	ctx := ctxT(t)
-	waitFor(t, fmt.Sprintf("Ready=%s (%s) on %s/%s", status, reason, h.w.Namespace, h.w.Name), func() (bool, error) {
+	eventually.OK(t, fmt.Sprintf("Ready=%s (%s) on %s/%s", status, reason, h.w.Namespace, h.w.Name), func() (bool, error) {
 		c, _, err := h.ready(ctx)
 		if err != nil {
 			return false, err
@@ -225,7 +213,7 @@ func newProxyStandIn(t *testing.T) *proxyStandIn {
 func (p *proxyStandIn) waitProbes(t *testing.T, n int64) {
 	t.Helper()
 	target := p.probes.Load() + n
-	waitFor(t, fmt.Sprintf("%d more readiness probes", n), func() (bool, error) {
+	eventually.OK(t, fmt.Sprintf("%d more readiness probes", n), func() (bool, error) {
 		return p.probes.Load() >= target, nil
 	})
 }

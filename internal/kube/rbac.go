@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -165,12 +166,17 @@ func objectName(namespace, name string) string {
 // ServiceAccount in r, valid for ttl. No Secret is created: the token lives
 // only in what the caller writes.
 func (c *Client) RequestToken(ctx context.Context, r *RBAC, ttl time.Duration) (string, time.Time, error) {
-	ns, name := r.ServiceAccount.GetNamespace(), r.ServiceAccount.GetName()
+	return RequestServiceAccountToken(ctx, c.Dynamic, r.ServiceAccount.GetNamespace(), r.ServiceAccount.GetName(), ttl)
+}
+
+// RequestServiceAccountToken asks the API server for a token bound to the
+// ServiceAccount ns/name, valid for ttl.
+func RequestServiceAccountToken(ctx context.Context, dyn dynamic.Interface, ns, name string, ttl time.Duration) (string, time.Time, error) {
 	// A POST to serviceaccounts/NAME/token (authentication.k8s.io/v1
 	// TokenRequest); the dynamic client takes the name from the body.
 	tr := newObject("authentication.k8s.io/v1", "TokenRequest", name, ns, nil)
 	tr.Object["spec"] = map[string]any{"expirationSeconds": int64(ttl / time.Second)}
-	got, err := c.Dynamic.Resource(serviceAccountGVR).Namespace(ns).Create(ctx, tr, metav1.CreateOptions{}, "token")
+	got, err := dyn.Resource(serviceAccountGVR).Namespace(ns).Create(ctx, tr, metav1.CreateOptions{}, "token")
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("request a token for ServiceAccount %s/%s: %w", ns, name, hint(err))
 	}

@@ -44,6 +44,16 @@ type Options struct {
 	DeleteOnShutdown bool
 	// ShutdownTimeout bounds the graceful path. Default 10s.
 	ShutdownTimeout time.Duration
+	// Gate, when set, is a second readiness source beside the proxy (the
+	// workload's own probes, with their own thresholds): Ready is True
+	// only while the proxy is ready and Gate is ok; while Gate is not,
+	// its reason and message are written. GateChanged wakes the
+	// registrar on Gate's transitions, so Ready follows at once.
+	Gate        func() (ok bool, reason, message string)
+	GateChanged <-chan struct{}
+	// OnWrite, when set, hears every Ready write (err nil) and every
+	// failed one, for status reporting.
+	OnWrite func(c Condition, err error)
 }
 
 func (o *Options) setDefaults() {
@@ -93,6 +103,7 @@ type Registrar struct {
 	ready            bool
 	successes, fails int
 	want             Condition // status, reason, message; written on change
+	proxyWant        Condition // what the proxy's probe alone says
 
 	// what the API server is known to hold
 	registered bool
@@ -112,8 +123,9 @@ func NewRegistrar(c *Client, w Workload, probe Prober, opts Options, logger *slo
 	opts.setDefaults()
 	r := &Registrar{c: c, w: w, probe: probe, opts: opts, logger: logger.With("workload", w.Namespace+"/"+w.Name)}
 	r.lease = leaseKeeper{c: c, w: &r.w, holder: opts.Holder, duration: opts.LeaseDuration}
-	r.want = Condition{Type: ConditionReady, Status: "False", Reason: ReasonProxyNotReady,
+	r.proxyWant = Condition{Type: ConditionReady, Status: "False", Reason: ReasonProxyNotReady,
 		Message: "waiting for the first successful readiness probe"}
+	r.want = r.proxyWant
 	r.leaseDue = true
 	return r, nil
 }
@@ -165,6 +177,9 @@ func (r *Registrar) Run(ctx context.Context) error {
 		case <-probeTick.C:
 			r.probeOnce(ctx)
 			sync()
+		case <-r.opts.GateChanged:
+			r.applyGate()
+			sync()
 		case <-renewTimer.C:
 			renewTimer.Reset(jittered(r.opts.RenewInterval))
 			r.leaseDue = true
@@ -187,12 +202,13 @@ func (r *Registrar) probeOnce(ctx context.Context) {
 	if ctx.Err() != nil {
 		return
 	}
+	defer r.applyGate()
 	if err == nil {
 		r.successes++
 		r.fails = 0
 		if !r.ready && r.successes >= r.opts.SuccessThreshold {
 			r.ready = true
-			r.want = Condition{Type: ConditionReady, Status: "True", Reason: ReasonProxyReady,
+			r.proxyWant = Condition{Type: ConditionReady, Status: "True", Reason: ReasonProxyReady,
 				Message: "the proxy's readiness probe succeeded"}
 			r.logger.Info("workload ready", "successes", r.successes)
 		}
@@ -202,11 +218,22 @@ func (r *Registrar) probeOnce(ctx context.Context) {
 	r.successes = 0
 	if r.ready && r.fails >= r.opts.FailureThreshold {
 		r.ready = false
-		r.want = Condition{Type: ConditionReady, Status: "False", Reason: ReasonProxyNotReady,
+		r.proxyWant = Condition{Type: ConditionReady, Status: "False", Reason: ReasonProxyNotReady,
 			Message: fmt.Sprintf("the proxy's readiness probe failed %d times in a row: %v", r.fails, err)}
 		r.logger.Warn("workload not ready", "failures", r.fails, "err", err)
 	} else {
 		r.logger.Debug("readiness probe failed", "failures", r.fails, "err", err)
+	}
+}
+
+// applyGate combines the proxy's verdict with the Gate's into want.
+func (r *Registrar) applyGate() {
+	r.want = r.proxyWant
+	if r.opts.Gate == nil || !r.ready {
+		return
+	}
+	if ok, reason, message := r.opts.Gate(); !ok {
+		r.want = Condition{Type: ConditionReady, Status: "False", Reason: reason, Message: message}
 	}
 }
 
@@ -266,24 +293,30 @@ func (r *Registrar) writeCondition(ctx context.Context, want Condition) error {
 	rctx, cancel := context.WithTimeout(ctx, r.opts.RequestTimeout)
 	defer cancel()
 	if _, err := r.c.ApplyReady(rctx, &r.w, next); err != nil {
+		if r.opts.OnWrite != nil {
+			r.opts.OnWrite(next, err)
+		}
 		return err
+	}
+	if r.opts.OnWrite != nil {
+		r.opts.OnWrite(next, nil)
 	}
 	r.written = &next
 	r.logger.Info("wrote Ready condition", "status", next.Status, "reason", next.Reason)
 	return nil
 }
 
-// shutdown writes Ready=False and then deletes or keeps the objects,
-// retrying until ShutdownTimeout.
+// shutdown withdraws the host (Client.Withdraw: Ready=False, then delete
+// or keep), retrying each step until ShutdownTimeout.
 func (r *Registrar) shutdown(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, r.opts.ShutdownTimeout)
 	defer cancel()
-	down := Condition{Type: ConditionReady, Status: "False", Reason: ReasonShutdown,
-		Message: "meshexp is stopping the workload"}
-	step := func(what string, f func(context.Context) error) error {
+	step := func(ctx context.Context, what string, f func(context.Context) error) error {
 		r.backoff = 0
 		for {
-			err := f(ctx)
+			rctx, rcancel := context.WithTimeout(ctx, r.opts.RequestTimeout)
+			err := f(rctx)
+			rcancel()
 			if err == nil {
 				return nil
 			}
@@ -296,20 +329,16 @@ func (r *Registrar) shutdown(ctx context.Context) error {
 			}
 		}
 	}
-	gone := false
-	if err := step("mark the ExternalWorkload not ready", func(ctx context.Context) error {
+	mark := func(ctx context.Context, down Condition) (bool, error) {
 		if !r.registered {
 			// Registration never reached the API server, or a resync is
 			// pending: learn what it holds without creating anything.
-			rctx, cancel := context.WithTimeout(ctx, r.opts.RequestTimeout)
-			cur, err := r.c.GetWorkload(rctx, &r.w)
-			cancel()
+			cur, err := r.c.GetWorkload(ctx, &r.w)
 			if apierrors.IsNotFound(err) {
-				gone = true
-				return nil
+				return true, nil
 			}
 			if err != nil {
-				return err
+				return false, err
 			}
 			r.written = nil
 			if cur.Status != nil {
@@ -320,27 +349,13 @@ func (r *Registrar) shutdown(ctx context.Context) error {
 			}
 			r.registered = true
 		}
-		return r.writeCondition(ctx, down)
-	}); err != nil {
-		return err
+		return false, r.writeCondition(ctx, down)
 	}
-	if gone {
-		r.logger.Info("no ExternalWorkload to withdraw")
-	} else {
-		r.logger.Info("marked the ExternalWorkload not ready for shutdown")
-	}
-	if !r.opts.DeleteOnShutdown {
-		return nil
-	}
-	if err := step("delete the ExternalWorkload, Service and Lease", func(ctx context.Context) error {
-		rctx, cancel := context.WithTimeout(ctx, r.opts.RequestTimeout)
-		defer cancel()
-		return r.c.deleteWorkload(rctx, &r.w, !r.opts.SkipService)
-	}); err != nil {
-		return err
-	}
-	r.logger.Info("deleted the ExternalWorkload for shutdown")
-	return nil
+	return r.c.Withdraw(ctx, &r.w, Withdrawal{
+		Reason: ReasonShutdown, Message: "meshexp is stopping the workload",
+		Delete: r.opts.DeleteOnShutdown, KeepService: r.opts.SkipService,
+		MarkNotReady: mark, Step: step, Logger: r.logger,
+	})
 }
 
 // jittered adds up to 4% to d, as kubelet's lease controller does

@@ -16,11 +16,12 @@ import (
 	coordinationv1ac "k8s.io/client-go/applyconfigurations/coordination/v1"
 
 	"github.com/meshexp/meshexp/internal/kube"
+	"github.com/meshexp/meshexp/internal/testutil/eventually"
 	"github.com/meshexp/meshexp/internal/testutil/kubetest"
 )
 
 // The objects satisfy exactly what Linkerd's destination controller needs
-// (../shared/linkerd/README.md): the Service selects the ExternalWorkload
+// (internal/kube/LINKERD.md): the Service selects the ExternalWorkload
 // by labels in the same namespace, each targetPort names a port declared on
 // it, Ready=True is in status, and meshTLS carries identity and SNI.
 func TestApplyWritesObjectsLinkerdTurnsIntoReadyEndpoints(t *testing.T) {
@@ -257,7 +258,7 @@ func TestTheLeaseIsRenewedAsAHeartbeat(t *testing.T) {
 	run(t, h, func(context.Context) error { return nil }, opts)
 	ctx := ctxT(t)
 	var first time.Time
-	waitFor(t, "the Lease to exist", func() (bool, error) {
+	eventually.OK(t, "the Lease to exist", func() (bool, error) {
 		l, err := h.getLease(ctx)
 		if err != nil {
 			return false, err
@@ -273,7 +274,7 @@ func TestTheLeaseIsRenewedAsAHeartbeat(t *testing.T) {
 	})
 	for i := 0; i < 3; i++ {
 		prev := first
-		waitFor(t, fmt.Sprintf("renewal %d of the Lease after %s", i+1, prev.Format(time.RFC3339Nano)), func() (bool, error) {
+		eventually.OK(t, fmt.Sprintf("renewal %d of the Lease after %s", i+1, prev.Format(time.RFC3339Nano)), func() (bool, error) {
 			l, err := h.getLease(ctx)
 			if err != nil {
 				return false, err
@@ -301,7 +302,7 @@ func TestGracefulShutdown(t *testing.T) {
 			stop := run(t, h, func(context.Context) error { return nil }, opts)
 			h.waitReady(t, "True", kube.ReasonProxyReady)
 			ctx := ctxT(t)
-			waitFor(t, "the Lease", func() (bool, error) { _, err := h.getLease(ctx); return err == nil, err })
+			eventually.OK(t, "the Lease", func() (bool, error) { _, err := h.getLease(ctx); return err == nil, err })
 			if err := stop(); err != nil {
 				t.Fatalf("graceful shutdown: %v", err)
 			}
@@ -339,7 +340,7 @@ func TestStatusIsCorrectAfterTheAPIServerRestarts(t *testing.T) {
 	h.waitReady(t, "True", kube.ReasonProxyReady)
 	ctx := ctxT(t)
 	var before *coordinationv1.Lease
-	waitFor(t, "the Lease", func() (bool, error) {
+	eventually.OK(t, "the Lease", func() (bool, error) {
 		var err error
 		before, err = h.getLease(ctx)
 		return err == nil, err
@@ -361,7 +362,7 @@ func TestStatusIsCorrectAfterTheAPIServerRestarts(t *testing.T) {
 	}
 	restarted = true
 	h.waitReady(t, "False", kube.ReasonProxyNotReady)
-	waitFor(t, "a Lease renewal after the restart", func() (bool, error) {
+	eventually.OK(t, "a Lease renewal after the restart", func() (bool, error) {
 		l, err := h.getLease(ctx)
 		if err != nil {
 			return false, err

@@ -3,6 +3,7 @@ package kube
 import (
 	"bytes"
 	"fmt"
+	"net/netip"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -37,6 +38,7 @@ type ObjectMeta struct {
 	Name            string            `json:"name"`
 	Namespace       string            `json:"namespace,omitempty"`
 	Labels          map[string]string `json:"labels,omitempty"`
+	Annotations     map[string]string `json:"annotations,omitempty"`
 	ResourceVersion string            `json:"resourceVersion,omitempty"`
 }
 
@@ -70,11 +72,13 @@ type ExternalWorkloadStatus struct {
 	Conditions []Condition `json:"conditions,omitempty"`
 }
 
-// Condition is one entry of status.conditions. lastProbeTime is left out on
-// purpose: writing it on every probe would turn each probe into an API write.
+// Condition is one entry of status.conditions. lastProbeTime is the time
+// of the probe that caused the last write, not of every probe: writing it
+// on every probe would turn each probe into an API write.
 type Condition struct {
 	Type               string       `json:"type"`
 	Status             string       `json:"status"`
+	LastProbeTime      *metav1.Time `json:"lastProbeTime,omitempty"`
 	LastTransitionTime *metav1.Time `json:"lastTransitionTime,omitempty"`
 	Reason             string       `json:"reason,omitempty"`
 	Message            string       `json:"message,omitempty"`
@@ -106,21 +110,33 @@ func (w *Workload) labels() map[string]string {
 	return l
 }
 
-// RenderExternalWorkload returns the ExternalWorkload for w, without status.
+// RenderExternalWorkload returns the ExternalWorkload for w, without status:
+// what Linkerd reads about the host's proxy included, the port named
+// linkerd-proxy (w.ProxyInboundPort) and the opaque-ports annotation
+// (w.OpaquePorts), so peers' hints match the host's proxy settings.
 func RenderExternalWorkload(w *Workload) *ExternalWorkload {
 	spec := &ExternalWorkloadSpec{
 		MeshTLS: MeshTLS{Identity: w.Identity, ServerName: w.ServerName},
 	}
+	hasProxyPort := false
 	for _, p := range w.Ports {
 		spec.Ports = append(spec.Ports, PortSpec(p))
+		hasProxyPort = hasProxyPort || p.Name == proxyPortName
+	}
+	if w.ProxyInboundPort != 0 && !hasProxyPort {
+		spec.Ports = append(spec.Ports, PortSpec{Name: proxyPortName, Port: w.ProxyInboundPort, Protocol: ProtocolTCP})
 	}
 	for _, ip := range w.IPs {
 		spec.WorkloadIPs = append(spec.WorkloadIPs, WorkloadIP{IP: ip.Unmap().String()})
 	}
+	meta := ObjectMeta{Name: w.Name, Namespace: w.Namespace, Labels: w.labels()}
+	if w.OpaquePorts != "" {
+		meta.Annotations = map[string]string{AnnotationOpaquePorts: w.OpaquePorts}
+	}
 	return &ExternalWorkload{
 		APIVersion: ExternalWorkloadGVR.GroupVersion().String(),
 		Kind:       "ExternalWorkload",
-		Metadata:   ObjectMeta{Name: w.Name, Namespace: w.Namespace, Labels: w.labels()},
+		Metadata:   meta,
 		Spec:       spec,
 	}
 }
@@ -140,12 +156,21 @@ func renderStatus(w *Workload, c Condition) *ExternalWorkload {
 // ExternalWorkload: selector workload_name=NAME, and one port per workload
 // port whose targetPort is the port's name, because Linkerd only matches
 // named ports declared on the ExternalWorkload. The proxy's own port
-// (linkerd-proxy) is not a service port. It is an apply configuration:
-// only the fields meshexp owns.
+// (linkerd-proxy) is not a service port. Its IP families follow w's
+// addresses (ipFamilies): Linkerd writes EndpointSlices only in the
+// Service's families, so a Service left to the cluster's default would
+// never offer an IPv6 address on an IPv4-first dual-stack cluster. It is
+// an apply configuration: only the fields meshexp owns.
 func RenderService(w *Workload) *unstructured.Unstructured {
 	spec := map[string]any{
 		"type":     "ClusterIP",
 		"selector": map[string]any{LabelWorkloadName: w.Name},
+	}
+	if policy, families := ipFamilies(w.IPs); policy != "" {
+		spec["ipFamilyPolicy"] = policy
+		if families != nil {
+			spec["ipFamilies"] = families
+		}
 	}
 	var ports []any
 	for i, p := range w.Ports {
@@ -171,6 +196,33 @@ func RenderService(w *Workload) *unstructured.Unstructured {
 	u := newObject("v1", "Service", w.Name, w.Namespace, map[string]string{LabelWorkloadName: w.Name})
 	u.Object["spec"] = spec
 	return u
+}
+
+// ipFamilies is the Service's ipFamilyPolicy and ipFamilies for a
+// workload's addresses. Both families: PreferDualStack, with the order left
+// to the cluster, so a dual-stack cluster gives the Service both families
+// (and Linkerd both slices) whichever it prefers, and a single-stack one
+// still accepts it; RequireDualStack would refuse to register there. One
+// family: SingleStack in that family, which an IPv6-only host needs on an
+// IPv4-first cluster. No address: the cluster's default (nothing set).
+func ipFamilies(ips []netip.Addr) (policy string, families []any) {
+	var v4, v6 bool
+	for _, ip := range ips {
+		if ip.Unmap().Is4() {
+			v4 = true
+		} else if ip.Is6() {
+			v6 = true
+		}
+	}
+	switch {
+	case v4 && v6:
+		return "PreferDualStack", nil
+	case v4:
+		return "SingleStack", []any{"IPv4"}
+	case v6:
+		return "SingleStack", []any{"IPv6"}
+	}
+	return "", nil
 }
 
 // newObject returns an unstructured object with only its type and

@@ -22,6 +22,11 @@ func TestRenderYAML(t *testing.T) {
 			w.Labels = map[string]string{"team": "payments", "location": "dc1"}
 			w.ServicePort = 0
 		}},
+		{"an IPv6-only host whose proxy listens on another port with other opaque ports", "ipv6-proxy-ports.yaml", func(w *Workload) {
+			w.IPs = []netip.Addr{netip.MustParseAddr("2001:db8::20")}
+			w.ProxyInboundPort = 4200
+			w.OpaquePorts = "3306,4000-4100"
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,7 +5,7 @@
 //
 // What Linkerd's destination controller does with the objects (from
 // linkerd/linkerd2 controller/api/destination/external-workload/, summarised
-// in ../shared/linkerd/README.md) fixes their shape:
+// in internal/kube/LINKERD.md) fixes their shape:
 //   - the Service selects the ExternalWorkload by labels in the same
 //     namespace;
 //   - the Service's targetPort names a port declared on the ExternalWorkload;
@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -60,7 +61,23 @@ type Workload struct {
 	// ServicePort is the Service's port for Ports[0]; 0 means the same
 	// number as Ports[0].Port. The other ports keep their own numbers.
 	ServicePort int32
+	// ProxyInboundPort is the host proxy's inbound port (--inbound-port),
+	// written as the ExternalWorkload's port named linkerd-proxy: the
+	// opaque-transport port Linkerd's destination controller hands peers
+	// (default 4143). 0 writes none, and Linkerd assumes 4143.
+	ProxyInboundPort int32
+	// OpaquePorts is the host proxy's --opaque-ports in Linkerd's form
+	// ("25,587,3306" and ranges "4000-4100"), written as the annotation
+	// config.linkerd.io/opaque-ports: the only place Linkerd's policy
+	// controller reads an external workload's opaque ports. Empty writes
+	// no annotation (Linkerd then applies its namespace or cluster
+	// default).
+	OpaquePorts string
 }
+
+// AnnotationOpaquePorts is where Linkerd reads the opaque ports of an
+// ExternalWorkload (linkerd2 policy-controller/k8s/index/src/inbound/workload.rs).
+const AnnotationOpaquePorts = "config.linkerd.io/opaque-ports"
 
 // Port is one named port of the workload.
 type Port struct {
@@ -102,6 +119,17 @@ func (w *Workload) Validate() error {
 	}
 	errs = append(errs, validateIPs(w.IPs)...)
 	errs = append(errs, validatePorts(w.Ports)...)
+	if w.ProxyInboundPort < 0 || w.ProxyInboundPort > 65535 {
+		add("proxy inbound port %d: want 1-65535 (0 writes no %s port)", w.ProxyInboundPort, proxyPortName)
+	}
+	for _, p := range w.Ports {
+		if p.Name == proxyPortName && w.ProxyInboundPort != 0 && p.Port != w.ProxyInboundPort {
+			add("port %s: %d differs from the proxy's inbound port %d; drop it (meshexp writes %s from the inbound port) or make them equal", proxyPortName, p.Port, w.ProxyInboundPort, proxyPortName)
+		}
+	}
+	if err := validateOpaquePorts(w.OpaquePorts); err != nil {
+		errs = append(errs, err)
+	}
 	if w.ServicePort < 0 || w.ServicePort > 65535 {
 		add("service port %d: want 1-65535 (0 means the first port's number)", w.ServicePort)
 	}
@@ -180,6 +208,26 @@ func validatePorts(ports []Port) []error {
 		errs = append(errs, fmt.Errorf("port %s: the first port is the Service's; put %s after the workload's ports", proxyPortName, proxyPortName))
 	}
 	return errs
+}
+
+// validateOpaquePorts checks the annotation's form: ports and ranges a-b,
+// comma-separated.
+func validateOpaquePorts(s string) error {
+	if s == "" {
+		return nil
+	}
+	for _, f := range strings.Split(s, ",") {
+		from, to, isRange := strings.Cut(f, "-")
+		if !isRange {
+			to = from
+		}
+		a, errA := strconv.Atoi(from)
+		b, errB := strconv.Atoi(to)
+		if errA != nil || errB != nil || a < 1 || b > 65535 || a > b {
+			return fmt.Errorf("opaque ports %q: %q is not a port or a range a-b of ports 1-65535", s, f)
+		}
+	}
+	return nil
 }
 
 // ParsePort parses NAME:PORT[/TCP|UDP], the form of --port and MESHEXP_PORTS.

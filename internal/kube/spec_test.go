@@ -21,6 +21,9 @@ func demoWorkload() Workload {
 		IPs:         []netip.Addr{netip.MustParseAddr("192.0.2.10")},
 		Ports:       []Port{{Name: "http", Port: 8000, Protocol: "TCP"}},
 		ServicePort: 80,
+		// meshexp's defaults for --inbound-port and --opaque-ports.
+		ProxyInboundPort: 4143,
+		OpaquePorts:      "25,587,3306,4444,5432,6379,9300,11211",
 	}
 }
 
@@ -55,6 +58,15 @@ func TestValidate(t *testing.T) {
 		{"port 0 is rejected", func(w *Workload) { w.Ports[0].Port = 0 }, "out of range"},
 		{"protocol SCTP is rejected", func(w *Workload) { w.Ports[0].Protocol = "SCTP" }, `protocol "SCTP"`},
 		{"the proxy port first is rejected because the first port is the Service's", func(w *Workload) { w.Ports[0].Name = "linkerd-proxy" }, "first port is the Service's"},
+		{"a linkerd-proxy port equal to the proxy's inbound port is accepted", func(w *Workload) {
+			w.Ports = append(w.Ports, Port{Name: "linkerd-proxy", Port: 4143, Protocol: "TCP"})
+		}, ""},
+		{"a linkerd-proxy port other than the proxy's inbound port is rejected", func(w *Workload) {
+			w.Ports = append(w.Ports, Port{Name: "linkerd-proxy", Port: 4000, Protocol: "TCP"})
+		}, "differs from the proxy's inbound port 4143"},
+		{"opaque ports with a range are accepted", func(w *Workload) { w.OpaquePorts = "3306,4000-4100" }, ""},
+		{"opaque ports with a word are rejected", func(w *Workload) { w.OpaquePorts = "3306,mysql" }, `"mysql" is not a port or a range`},
+		{"an inverted opaque port range is rejected", func(w *Workload) { w.OpaquePorts = "5000-4000" }, `"5000-4000" is not a port or a range`},
 		{"service port 70000 is rejected", func(w *Workload) { w.ServicePort = 70000 }, "service port 70000"},
 		{"the workload_name label cannot be overridden", func(w *Workload) { w.Labels = map[string]string{"workload_name": "other"} }, `label "workload_name"`},
 		{"a label value with a space is rejected", func(w *Workload) { w.Labels = map[string]string{"team": "a b"} }, `label team value "a b"`},
