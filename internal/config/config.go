@@ -36,17 +36,25 @@ type Config struct {
 	DestinationIdentity   string
 	PolicyIdentity        string
 
-	Workload        string
-	WorkloadUser    User
-	WorkloadRestart string
-	ShutdownGrace   time.Duration
-	ReadyTimeout    time.Duration
+	Workload     string
+	WorkloadUser User
+	// WorkloadAllowRoot lets the workload run as uid 0 (refused otherwise).
+	WorkloadAllowRoot bool
+	WorkloadRestart   string
+	ShutdownGrace     time.Duration
+	ReadyTimeout      time.Duration
 
 	Proxy     Proxy
 	Intercept Intercept
 	SPIRE     SPIRE
 	Register  Register
-	DNS       DNS
+	Fleet     Fleet
+	// Controller is `meshexp controller`'s (the cluster side).
+	Controller Controller
+	DNS        DNS
+	Probes     Probes
+	// StatusAddr is meshexp's own admin endpoint, or StatusOff.
+	StatusAddr string
 
 	// origins records where each setting's value came from, for messages.
 	origins map[string]origin
@@ -99,6 +107,8 @@ type SPIRE struct {
 	X509PopCert    string
 	X509PopKey     string
 	SVIDTimeout    time.Duration
+	SVIDTTL        time.Duration // embedded: the SVID's lifetime
+	CATTL          time.Duration // embedded: the SPIRE server CA's lifetime
 }
 
 // Register configures the ExternalWorkload and bootstrap's registration.
@@ -116,8 +126,9 @@ type Register struct {
 	LeaseDuration    time.Duration
 }
 
-// DNS configures bootstrap's cluster DNS forwarder (`meshexp dns` has the
-// full set of knobs; bootstrap takes its defaults for the rest).
+// DNS configures the cluster DNS forwarder: bootstrap's (the first block)
+// and `meshexp dns`'s, which also reads the tuning below (bootstrap keeps
+// the forwarder's defaults for it).
 type DNS struct {
 	Enabled       bool
 	Listen        string
@@ -125,6 +136,25 @@ type DNS struct {
 	Upstreams     []netip.AddrPort
 	ClusterCIDRs  []netip.Prefix // pod and service networks: their reverse zones go to ClusterDNS
 	PointResolver string         // resolv.conf rewritten to use the forwarder, restored on exit
+
+	ClusterZones      []string
+	ResolvConf        string
+	Timeout           time.Duration
+	AttemptTimeout    time.Duration
+	MaxFails          int64
+	ProbeInterval     time.Duration
+	UpstreamPortReuse int64
+	CacheSize         int64
+	CacheMaxBytes     int64
+	MinTTL            time.Duration
+	MaxTTL            time.Duration
+	NegativeMaxTTL    time.Duration
+	UDPSize           int64
+	UDPReaders        int64
+	MaxConcurrent     int64
+	TCPIdleTimeout    time.Duration
+	MetricsAddr       string
+	LogInterval       time.Duration
 }
 
 // User is a resolved uid/gid with the name it was given as.

@@ -4,13 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"sort"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
-	"sigs.k8s.io/yaml"
 )
 
 // Where a value came from, for messages that name the input.
@@ -25,8 +22,9 @@ const (
 
 type origin struct {
 	kind  sourceKind
-	name  string // env var, config file path
+	name  string // env var, config file path, or an old flag name
 	value string
+	line  int // in the config file
 }
 
 // TextValue is a pflag.Value that keeps the text as given; parsing happens
@@ -78,13 +76,22 @@ func Bind(fs *pflag.FlagSet, scope Scope) *Binding {
 	for _, s := range Settings(scope) {
 		v := &TextValue{List: s.List, Kind: s.Kind}
 		b.values[s.Name] = v
-		fs.Var(v, s.Name, s.Usage+s.EnvHelp())
-		f := fs.Lookup(s.Name)
+		fs.Var(v, s.FlagName(), s.flagUsage(scope))
+		f := fs.Lookup(s.FlagName())
 		if s.Default != "" {
 			f.DefValue = s.Default
 		}
 		if s.Kind == "bool" {
 			f.NoOptDefVal = "true"
+		}
+		for _, a := range s.Aliases {
+			if a.Flag == "" || a.Scope&scope == 0 {
+				continue
+			}
+			fs.Var(v, a.Flag, "old name of --"+s.FlagName())
+			old := fs.Lookup(a.Flag)
+			old.Hidden = true
+			old.NoOptDefVal = f.NoOptDefVal
 		}
 	}
 	return b
@@ -92,43 +99,104 @@ func Bind(fs *pflag.FlagSet, scope Scope) *Binding {
 
 // Load resolves every bound setting (flag > environment > file > default)
 // and parses it. It returns the config and every problem found while
-// reading and parsing; semantic checks come from Validate.
+// reading and parsing; semantic checks come from Validate. An environment
+// variable set to the empty string counts as unset: it never hides another
+// variable of the same setting or the file.
 func (b *Binding) Load(getenv func(string) (string, bool)) (*Config, Problems) {
 	c := &Config{origins: map[string]origin{}}
 	var probs Problems
 
 	file, fileVals, fileProbs := b.readFile(getenv)
 	probs = append(probs, fileProbs...)
+	inFile := map[string]bool{} // settings whose file value was refused
+	for _, p := range fileProbs {
+		inFile[p.Setting] = true
+	}
 
 	for _, s := range Settings(b.scope) {
 		o := origin{kind: fromDefault, value: s.Default}
 		if v, ok := fileVals[s.Name]; ok {
-			o = origin{kind: fromFile, name: file, value: v}
+			o = origin{kind: fromFile, name: file, value: v.text, line: v.line}
 		}
-		for _, e := range s.Env {
-			if v, ok := getenv(e); ok {
-				o = origin{kind: fromEnv, name: e, value: v}
-				break
-			}
+		if e, ok := b.fromEnv(s, getenv, &probs); ok {
+			o = e
 		}
-		if f := b.flags.Lookup(s.Name); f != nil && f.Changed {
-			o = origin{kind: fromFlag, value: b.values[s.Name].S}
+		if f, ok := b.fromFlag(s, &probs); ok {
+			o = f
 		}
 		c.origins[s.Name] = o
-		if s.Required && strings.TrimSpace(o.value) == "" {
-			probs = append(probs, Problem{Input: s.inputName(o), Message: "is not set", Fix: s.howToSet()})
+		if s.Required && b.scope&ScopeWorkload != 0 && strings.TrimSpace(o.value) == "" && !inFile[s.Name] {
+			probs = append(probs, Problem{Setting: s.Name, Input: s.inputName(o), Message: "is not set", Fix: s.howToSet()})
 			continue
 		}
 		if err := s.parse(c, o.value); err != nil {
 			probs = append(probs, problemFor(s, o, err))
+			continue
+		}
+		if bd, ok := durationBounds[s.Name]; ok {
+			d, _ := time.ParseDuration(strings.TrimSpace(o.value))
+			if err := bd.check(d, o.value); err != nil {
+				probs = append(probs, problemFor(s, o, err))
+			}
 		}
 	}
+	probs = append(probs, c.splitKubeconfig(b.scope&ScopeRegister == 0 || c.Register.Enabled)...)
 	c.fillDerived()
 	return c, probs
 }
 
+// fromEnv reads a setting's environment variables: the first non-empty one
+// wins; old names (aliases) come last and are warned about.
+func (b *Binding) fromEnv(s *Setting, getenv func(string) (string, bool), probs *Problems) (origin, bool) {
+	for _, e := range s.Env {
+		if v, ok := getenv(e); ok && strings.TrimSpace(v) != "" {
+			return origin{kind: fromEnv, name: e, value: v}, true
+		}
+	}
+	var parts, names []string
+	for _, a := range s.Aliases {
+		if a.Env == "" || a.Scope&b.scope == 0 {
+			continue
+		}
+		if v, ok := getenv(a.Env); ok && strings.TrimSpace(v) != "" {
+			*probs = append(*probs, deprecated(s, a.Env, s.Env[0]))
+			parts, names = append(parts, v), append(names, a.Env)
+		}
+	}
+	if len(parts) == 0 {
+		return origin{}, false
+	}
+	if !s.List {
+		parts = parts[:1]
+	}
+	return origin{kind: fromEnv, name: names[0], value: strings.Join(parts, ",")}, true
+}
+
+// fromFlag reads a setting's flag, or an old flag name bound to the same
+// value.
+func (b *Binding) fromFlag(s *Setting, probs *Problems) (origin, bool) {
+	v := b.values[s.Name]
+	if f := b.flags.Lookup(s.FlagName()); f != nil && f.Changed {
+		return origin{kind: fromFlag, value: v.S}, true
+	}
+	for _, a := range s.Aliases {
+		if a.Flag == "" || a.Scope&b.scope == 0 {
+			continue
+		}
+		if f := b.flags.Lookup(a.Flag); f != nil && f.Changed {
+			*probs = append(*probs, deprecated(s, "--"+a.Flag, "--"+s.FlagName()))
+			return origin{kind: fromFlag, name: a.Flag, value: v.S}, true
+		}
+	}
+	return origin{}, false
+}
+
+func deprecated(s *Setting, old, now string) Problem {
+	return Problem{Setting: s.Name, Input: old, Message: "is an old name and will go away", Fix: "use " + now, Warning: true}
+}
+
 // readFile loads the --config / MESHEXP_CONFIG file as flat key → text.
-func (b *Binding) readFile(getenv func(string) (string, bool)) (string, map[string]string, Problems) {
+func (b *Binding) readFile(getenv func(string) (string, bool)) (string, map[string]fileValue, Problems) {
 	path := *b.configFile
 	input := "--config"
 	if path == "" {
@@ -139,79 +207,43 @@ func (b *Binding) readFile(getenv func(string) (string, bool)) (string, map[stri
 	if path == "" {
 		return "", nil, nil
 	}
-	data, err := os.ReadFile(path)
+	data, err := ReadRegularFile(path)
 	if err != nil {
-		msg := fmt.Sprintf("cannot read config file %s: %v", path, err)
-		if errors.Is(err, fs.ErrNotExist) {
-			msg = fmt.Sprintf("config file %s does not exist", path)
-		}
+		msg := "config file " + strings.TrimPrefix(err.Error(), "cannot open ")
 		return path, nil, Problems{{Input: input, Message: msg, Fix: "point it at a readable YAML file"}}
 	}
-	var raw map[string]any
-	if err := yaml.Unmarshal(data, &raw); err != nil {
-		return path, nil, Problems{{Input: "config file " + path, Message: "is not valid YAML: " + err.Error(), Fix: "write settings as `flag-name: value` lines"}}
-	}
-	vals := map[string]string{}
-	var probs Problems
-	keys := make([]string, 0, len(raw))
-	for k := range raw {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		s := Lookup(k)
-		if s == nil {
-			probs = append(probs, Problem{Input: "config file " + path, Message: fmt.Sprintf("unknown key %q", k), Fix: "use the flag names listed in `meshexp bootstrap --help`, without the dashes in front"})
-			continue
-		}
-		vals[k] = yamlText(raw[k])
-	}
+	vals, probs := parseFile(path, data, b.scope)
 	return path, vals, probs
-}
-
-func yamlText(v any) string {
-	switch t := v.(type) {
-	case nil:
-		return ""
-	case []any:
-		parts := make([]string, len(t))
-		for i, x := range t {
-			parts[i] = yamlText(x)
-		}
-		return strings.Join(parts, ",")
-	case float64:
-		if t == float64(int64(t)) {
-			return fmt.Sprint(int64(t))
-		}
-	}
-	return fmt.Sprint(v)
 }
 
 // inputName names where a setting's value came from.
 func (s *Setting) inputName(o origin) string {
 	switch o.kind {
 	case fromFlag:
-		return "--" + s.Name
+		if o.name != "" {
+			return "--" + o.name
+		}
+		return "--" + s.FlagName()
 	case fromEnv:
 		return o.name
 	case fromFile:
-		return fmt.Sprintf("%s (key %s in %s)", "--"+s.Name, s.Name, o.name)
+		return fmt.Sprintf("--%s (key %s in %s, line %d)", s.FlagName(), s.FlagName(), o.name, o.line)
 	}
 	if len(s.Env) > 0 {
 		return s.Env[0]
 	}
-	return "--" + s.Name
+	return "--" + s.FlagName()
 }
 
 func (s *Setting) howToSet() string {
 	if len(s.Env) > 0 {
-		return fmt.Sprintf("set the environment variable %s or the flag --%s", s.Env[0], s.Name)
+		return fmt.Sprintf("set the environment variable %s or the flag --%s", s.Env[0], s.FlagName())
 	}
-	return "set the flag --" + s.Name
+	return "set the flag --" + s.FlagName()
 }
 
 func problemFor(s *Setting, o origin, err error) Problem {
-	p := Problem{Input: s.inputName(o), Message: err.Error()}
+	p := Problem{Setting: s.Name, Input: s.inputName(o), Message: err.Error()}
 	var inv *invalid
 	if errors.As(err, &inv) {
 		p.Fix = inv.fix
@@ -236,6 +268,10 @@ func (c *Config) Origin(name string) string {
 	return s.inputName(o)
 }
 
+// Input names a setting for a problem message: where its value came from,
+// or, for a default, the ways to set it.
+func (c *Config) Input(name string) string { return c.input(name) }
+
 // input names a setting for a problem message: where it came from, or, for a
 // default, the ways to set it.
 func (c *Config) input(name string) string {
@@ -245,7 +281,7 @@ func (c *Config) input(name string) string {
 	}
 	o, ok := c.origins[name]
 	if !ok || o.kind == fromDefault {
-		return "--" + s.Name + s.EnvHelp()
+		return "--" + s.FlagName() + s.EnvHelp()
 	}
 	return s.inputName(o)
 }

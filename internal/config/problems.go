@@ -7,14 +7,23 @@ import (
 
 // Problem is one thing wrong with the input: which input, what, and the fix.
 type Problem struct {
+	Setting string // the setting's name, when the problem is about one
 	Input   string // flag, environment variable or file
 	Message string
 	Fix     string
 	Warning bool // reported but does not stop the run
 }
 
+// maxMessage bounds a message: values in it are already cut short
+// (quote), this is the last guard against an echoed file or value.
+const maxMessage = 1024
+
 func (p Problem) String() string {
-	s := p.Input + ": " + p.Message
+	msg := p.Message
+	if len(msg) > maxMessage {
+		msg = msg[:maxMessage] + fmt.Sprintf("… (%d bytes in all)", len(p.Message))
+	}
+	s := p.Input + ": " + msg
 	if p.Fix != "" {
 		s += " (fix: " + p.Fix + ")"
 	}

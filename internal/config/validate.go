@@ -36,28 +36,44 @@ var (
 func (c *Config) Validate(opts ValidateOptions) Problems {
 	v := &validator{c: c, opts: opts}
 	s := opts.Scope
-	if s&ScopeWorkload != 0 {
+	if s&(ScopeWorkload|ScopeDNS) != 0 {
 		v.names()
 	}
 	if s&(ScopeProxy|ScopeSPIRE) != 0 {
 		v.trustAnchor()
 	}
+	if s&(ScopeProxy|ScopeIntercept|ScopeKubeSpec|ScopeDNS) != 0 {
+		v.ports()
+	}
 	if s&(ScopeProxy|ScopeIntercept) != 0 {
-		v.proxyPorts()
 		v.proxyUser()
+	}
+	if s&ScopeIntercept != 0 {
+		v.interception()
 	}
 	if s&ScopeProxy != 0 {
 		v.controlPlane()
 	}
 	if s&ScopeSPIRE != 0 {
 		v.spire()
+		v.spirePaths()
+		v.spireText()
 	}
 	if s&ScopeRun != 0 {
 		v.run()
 	}
-	if s&ScopeDNS != 0 && c.DNS.Enabled && len(c.DNS.ClusterDNS) == 0 {
-		v.add("cluster-dns", "give kube-dns's address as the cluster sees it, e.g. a node IP and kube-dns's NodePort", "--dns needs at least one cluster DNS server")
+	if s&ScopeRegister != 0 {
+		v.fleet()
 	}
+	if s&ScopeController != 0 {
+		v.controller()
+	}
+	if s&ScopeDNS != 0 && (c.DNS.Enabled || s&ScopeDNSServer != 0) && len(c.DNS.ClusterDNS) == 0 {
+		v.add("cluster-dns", "give kube-dns's address as the cluster sees it, e.g. a node IP and kube-dns's NodePort", "the DNS forwarder needs at least one cluster DNS server")
+	}
+	// Checks of the host itself (capabilities, a root workload) come last:
+	// host_linux.go, host_other.go, workload_root.go.
+	v.host()
 	return v.probs
 }
 
@@ -68,11 +84,11 @@ type validator struct {
 }
 
 func (v *validator) add(setting, fix, format string, args ...any) {
-	v.probs = append(v.probs, Problem{Input: v.c.input(setting), Message: fmt.Sprintf(format, args...), Fix: fix})
+	v.probs = append(v.probs, Problem{Setting: setting, Input: v.c.input(setting), Message: fmt.Sprintf(format, args...), Fix: fix})
 }
 
 func (v *validator) warn(setting, fix, format string, args ...any) {
-	v.probs = append(v.probs, Problem{Input: v.c.input(setting), Message: fmt.Sprintf(format, args...), Fix: fix, Warning: true})
+	v.probs = append(v.probs, Problem{Setting: setting, Input: v.c.input(setting), Message: fmt.Sprintf(format, args...), Fix: fix, Warning: true})
 }
 
 // hostDependent is an error normally and a warning in dry-run.
@@ -93,17 +109,20 @@ func (v *validator) names() {
 	} {
 		if n.value != "" && !IsDNS1123Label(n.value) {
 			v.add(n.setting, "use at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit",
-				"%q is not a valid Kubernetes name (DNS-1123 label)", n.value)
+				"%s is not a valid Kubernetes name (DNS-1123 label)", quote(n.value))
 		}
 	}
+	if !IsDNS1123Subdomain(c.ClusterDomain) || strings.HasSuffix(c.ClusterDomain, ".") {
+		v.add("cluster-domain", "use a DNS name such as cluster.local", "%s is not a valid DNS domain", quote(c.ClusterDomain))
+	}
+	if v.opts.Scope&ScopeWorkload == 0 {
+		return
+	}
 	if c.NodeName != "" && !IsDNS1123Subdomain(c.NodeName) {
-		v.add("node-name", "use lowercase letters, digits, '-' and '.', at most 253 characters", "%q is not a valid node name (DNS-1123 subdomain)", c.NodeName)
+		v.add("node-name", "use lowercase letters, digits, '-' and '.', at most 253 characters", "%s is not a valid node name (DNS-1123 subdomain)", quote(c.NodeName))
 	}
 	if !trustDomain.MatchString(c.TrustDomain) || len(c.TrustDomain) > 255 {
-		v.add("trust-domain", "use lowercase letters, digits, '.', '-' and '_' (e.g. root.linkerd.cluster.local)", "%q is not a valid SPIFFE trust domain", c.TrustDomain)
-	}
-	if !IsDNS1123Subdomain(c.ClusterDomain) {
-		v.add("cluster-domain", "use a DNS name such as cluster.local", "%q is not a valid DNS domain", c.ClusterDomain)
+		v.add("trust-domain", "use lowercase letters, digits, '.', '-' and '_' (e.g. root.linkerd.cluster.local)", "%s is not a valid SPIFFE trust domain", quote(c.TrustDomain))
 	}
 }
 
@@ -113,10 +132,21 @@ func (v *validator) trustAnchor() {
 		v.add("trust-anchor-dir", "point it at the directory holding ca.crt", "is empty")
 		return
 	}
+	if !filepath.IsAbs(c.TrustAnchorDir) {
+		v.add("trust-anchor-dir", "use an absolute path, e.g. /opt/spire/certs", "%s is a relative path; SPIRE and the proxy would read it from other directories", quote(c.TrustAnchorDir))
+		return
+	}
 	keyPath := ""
 	if c.SPIRE.Mode == SPIREEmbedded && c.SPIRE.UpstreamCert == "" && v.opts.Scope&ScopeSPIRE != 0 {
 		// Demo compatibility: the embedded server signs with the root key.
 		keyPath = c.TrustAnchorKeyPath()
+	}
+	anchorInput := func(file string) string { return fmt.Sprintf("%s (from %s)", file, v.c.input("trust-anchor-dir")) }
+	if !v.plainFile("trust-anchor-dir", anchorInput(c.TrustAnchorPath()), c.TrustAnchorPath(), false) {
+		return
+	}
+	if keyPath != "" && !v.plainFile("trust-anchor-dir", anchorInput(keyPath), keyPath, true) {
+		keyPath = ""
 	}
 	_, findings := trust.CheckAnchor(c.TrustAnchorPath(), keyPath, trust.CheckOptions{
 		TrustDomain:   c.TrustDomain,
@@ -128,24 +158,6 @@ func (v *validator) trustAnchor() {
 			Input:   fmt.Sprintf("%s (from %s)", f.File, v.c.input("trust-anchor-dir")),
 			Message: f.Message, Fix: f.Fix, Warning: f.Severity == trust.Warning,
 		})
-	}
-}
-
-func (v *validator) proxyPorts() {
-	p := v.c.Proxy
-	seen := map[uint16]string{}
-	for _, port := range []struct {
-		setting string
-		value   uint16
-	}{{"inbound-port", p.InboundPort}, {"outbound-port", p.OutboundPort}, {"admin-port", p.AdminPort}, {"control-port", p.ControlPort}} {
-		if port.value == 0 {
-			continue // already reported by the parser
-		}
-		if other, dup := seen[port.value]; dup {
-			v.add(port.setting, "give each proxy listener its own port", "port %d is also the %s", port.value, other)
-			continue
-		}
-		seen[port.value] = port.setting
 	}
 }
 
@@ -163,19 +175,23 @@ func (v *validator) controlPlane() {
 	if strings.HasPrefix(v.c.Proxy.InboundDefaultPolicy, "cluster-") && len(v.c.Proxy.ClusterNetworks) == 0 {
 		v.add("inbound-default-policy", "set --cluster-networks or choose an all-* policy", "%s needs cluster networks", v.c.Proxy.InboundDefaultPolicy)
 	}
+	if ns := v.c.ControlPlaneNamespace; !IsDNS1123Label(ns) {
+		v.add("control-plane-namespace", "use the namespace Linkerd is installed in, e.g. linkerd", "%s is not a valid namespace name (DNS-1123 label)", quote(ns))
+		return // the addresses and identities below are made from it
+	}
 	for _, s := range []struct{ setting, value string }{{"destination-addr", v.c.DestinationAddr}, {"policy-addr", v.c.PolicyAddr}} {
 		host, port, err := net.SplitHostPort(s.value)
 		if err != nil || host == "" {
-			v.add(s.setting, "use host:port, e.g. linkerd-dst-headless.linkerd.svc.cluster.local.:8086", "%q is not host:port", s.value)
+			v.add(s.setting, "use host:port, e.g. linkerd-dst-headless.linkerd.svc.cluster.local.:8086", "%s is not host:port", quote(s.value))
 			continue
 		}
 		if _, err := ParsePort(port); err != nil {
-			v.add(s.setting, "use a port from 1 to 65535", "%q: %v", s.value, err)
+			v.add(s.setting, "use a port from 1 to 65535", "%s: %v", quote(s.value), err)
 		}
 	}
 	for _, s := range []struct{ setting, value string }{{"destination-identity", v.c.DestinationIdentity}, {"policy-identity", v.c.PolicyIdentity}} {
 		if !IsDNS1123Subdomain(s.value) {
-			v.add(s.setting, "use the control plane's identity name, e.g. linkerd-destination.linkerd.serviceaccount.identity.linkerd.cluster.local", "%q is not a DNS name", s.value)
+			v.add(s.setting, "use the control plane's identity name, e.g. linkerd-destination.linkerd.serviceaccount.identity.linkerd.cluster.local", "%s is not a DNS name", quote(s.value))
 		}
 	}
 }
@@ -186,7 +202,7 @@ func (v *validator) spire() {
 		v.add("spire-socket", "use a shorter path", "socket path is %d bytes; Unix sockets allow at most %d", len(s.SocketPath), maxSocketPath)
 	}
 	if !filepath.IsAbs(s.SocketPath) {
-		v.add("spire-socket", "use an absolute path", "%q is not an absolute path", s.SocketPath)
+		v.add("spire-socket", "use an absolute path", "%s is not an absolute path", quote(s.SocketPath))
 	}
 	switch s.Mode {
 	case SPIREEmbedded:
@@ -198,7 +214,7 @@ func (v *validator) spire() {
 			}
 		}
 		if s.DataDir != "" && len(filepath.Join(s.DataDir, "server", "api.sock")) > maxSocketPath {
-			v.add("spire-data-dir", "use a shorter directory", "admin socket paths under %q would exceed %d bytes", s.DataDir, maxSocketPath)
+			v.add("spire-data-dir", "use a shorter directory", "admin socket paths under %s would exceed %d bytes", quote(s.DataDir), maxSocketPath)
 		}
 	case SPIREExternal:
 		if s.ServerAddress == "" {
@@ -210,7 +226,9 @@ func (v *validator) spire() {
 		}
 		if s.JoinTokenFile != "" {
 			tokens++
-			v.readable("spire-join-token-file", s.JoinTokenFile)
+			if data := v.readable("spire-join-token-file", s.JoinTokenFile); data != nil && strings.TrimSpace(string(data)) == "" {
+				v.add("spire-join-token-file", "write the join token the SPIRE server created (spire-server token generate) into it", "%s is empty", s.JoinTokenFile)
+			}
 		}
 		pop := s.X509PopCert != "" || s.X509PopKey != ""
 		switch {
@@ -224,8 +242,7 @@ func (v *validator) spire() {
 			if s.X509PopCert == "" || s.X509PopKey == "" {
 				v.add("spire-x509pop-cert", "set both --spire-x509pop-cert and --spire-x509pop-key", "x509pop needs both a certificate and a key")
 			} else {
-				v.readable("spire-x509pop-cert", s.X509PopCert)
-				v.readable("spire-x509pop-key", s.X509PopKey)
+				v.x509Pop()
 			}
 		}
 		if s.TrustBundle != "" {
@@ -241,6 +258,10 @@ func (v *validator) spire() {
 
 func (v *validator) upstreamCA() {
 	s := v.c.SPIRE
+	if !v.plainFile("spire-upstream-cert", v.c.input("spire-upstream-cert"), s.UpstreamCert, false) ||
+		!v.plainFile("spire-upstream-key", v.c.input("spire-upstream-key"), s.UpstreamKey, true) {
+		return
+	}
 	certs, findings := trust.CheckAnchor(s.UpstreamCert, s.UpstreamKey, trust.CheckOptions{Now: v.opts.Now})
 	for _, f := range findings {
 		v.probs = append(v.probs, Problem{Input: fmt.Sprintf("%s (from %s)", f.File, v.c.input("spire-upstream-cert")), Message: f.Message, Fix: f.Fix, Warning: f.Severity == trust.Warning})
@@ -252,9 +273,9 @@ func (v *validator) upstreamCA() {
 	if bundlePath == "" {
 		bundlePath = v.c.TrustAnchorPath()
 	}
-	data, err := os.ReadFile(bundlePath)
+	data, err := ReadRegularFile(bundlePath)
 	if err != nil {
-		v.add("spire-upstream-bundle", "point it at the PEM roots above the upstream CA", "cannot read %s: %v", bundlePath, err)
+		v.add("spire-upstream-bundle", "point it at the PEM roots above the upstream CA", "%v", err)
 		return
 	}
 	roots, err := trust.ParseCertificates(data)
@@ -269,47 +290,22 @@ func (v *validator) upstreamCA() {
 
 func (v *validator) run() {
 	c := v.c
-	if err := checkExecutable(c.Proxy.Bin); err != nil {
-		v.hostDependent("proxy-bin", "install linkerd2-proxy there or point --proxy-bin at it", "%v", err)
-	}
-	if err := checkExecutable(c.Workload); err != nil {
-		v.hostDependent("workload", "point --workload at the workload's executable", "%v", err)
-	}
-	if c.WorkloadUser.Spec != "" && c.WorkloadUser.UID == 0 {
-		v.warn("workload-user", "run the workload as a non-root user", "the workload runs as root; it is still intercepted but has more power than it needs")
-	}
+	v.executable("proxy-bin", c.Proxy.Bin, c.Proxy.User, "proxy-uid", "install linkerd2-proxy there or point --proxy-bin at it")
+	v.executable("workload", c.Workload, c.WorkloadUser, "workload-user", "point --workload at the workload's executable")
 	if c.WorkloadUser.Spec != "" && c.WorkloadUser.UID == c.Proxy.User.UID {
 		v.add("workload-user", "give the workload a uid other than the proxy's", "the workload would run as the proxy's uid %d, bypassing interception and able to fetch the proxy's SVID", c.WorkloadUser.UID)
 	}
 }
 
-func (v *validator) readable(setting, path string) {
-	f, err := os.Open(path)
+// readable checks that a file meshexp reads is a readable regular file,
+// and returns its content (nil when it is not).
+func (v *validator) readable(setting, path string) []byte {
+	data, err := ReadRegularFile(path)
 	if err != nil {
-		v.add(setting, "check the path and its permissions", "cannot read %s: %v", path, err)
-		return
+		v.add(setting, "point it at a readable regular file", "%v", err)
+		return nil
 	}
-	defer f.Close()
-	if fi, err := f.Stat(); err == nil && fi.IsDir() {
-		v.add(setting, "point it at a file", "%s is a directory", path)
-	}
-}
-
-func checkExecutable(path string) error {
-	fi, err := os.Stat(path)
-	if err != nil {
-		if os.IsNotExist(err) {
-			return fmt.Errorf("%s does not exist", path)
-		}
-		return fmt.Errorf("cannot stat %s: %v", path, err)
-	}
-	if fi.IsDir() {
-		return fmt.Errorf("%s is a directory, not an executable", path)
-	}
-	if fi.Mode().Perm()&0o111 == 0 {
-		return fmt.Errorf("%s is not executable", path)
-	}
-	return nil
+	return data
 }
 
 // IsDNS1123Label reports whether s is a valid Kubernetes DNS-1123 label.
