@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 
+	"github.com/meshexp/meshexp/internal/admin"
 	"github.com/meshexp/meshexp/internal/config"
 	"github.com/meshexp/meshexp/internal/dns"
 	"github.com/meshexp/meshexp/internal/netfilter"
@@ -64,7 +65,7 @@ func unjoin(err error) []error {
 
 // dnsPhase starts the forwarder and, when asked, points a resolv.conf at
 // it; stop restores the file and closes the forwarder.
-func dnsPhase(c *config.Config, logger *slog.Logger) func(context.Context) (func(context.Context) error, error) {
+func dnsPhase(c *config.Config, st *admin.State, logger *slog.Logger) func(context.Context) (func(context.Context) error, error) {
 	return func(context.Context) (func(context.Context) error, error) {
 		srv, err := dns.New(DNSOptions(c), logger.With("component", "dns"))
 		if err != nil {
@@ -73,6 +74,9 @@ func dnsPhase(c *config.Config, logger *slog.Logger) func(context.Context) (func
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- srv.Run(ctx) }()
+		if st != nil {
+			st.AddExposition(srv.WriteMetrics) // the admin endpoint's /metrics
+		}
 		logger.Info("dns forwarder running", "listen", srv.Addr().String(), "cluster_dns", fmt.Sprint(c.DNS.ClusterDNS))
 		restore := func() error { return nil }
 		if c.DNS.PointResolver != "" {

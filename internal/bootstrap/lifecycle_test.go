@@ -184,3 +184,117 @@ func TestTheProxyDyingBeforeReadyEndsTheWait(t *testing.T) {
 		t.Fatalf("got %v, want the proxy's exit", err)
 	}
 }
+
+// blockingWorld is a world whose phase named at blocks until ctx ends, as
+// SPIRE, the SVID or /ready do while they are awaited, and fails then with
+// ctx's error, as they do.
+func blockingWorld(at string) (*world, chan struct{}) {
+	w := newWorld("")
+	reached := make(chan struct{})
+	block := func(ctx context.Context) error {
+		close(reached)
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	ph := &w.lifecycle.Phases
+	switch at {
+	case "identity":
+		orig := ph.Identity
+		ph.Identity = func(ctx context.Context) (func(context.Context) error, error) {
+			u, _ := orig(ctx)
+			return u, block(ctx)
+		}
+	case "interception":
+		orig := ph.Intercept
+		ph.Intercept = func(ctx context.Context) (func(context.Context) error, error) {
+			u, _ := orig(ctx)
+			return u, block(ctx)
+		}
+	case "ready":
+		orig := ph.Ready
+		ph.Ready = func(ctx context.Context) error {
+			orig(ctx)
+			return block(ctx)
+		}
+	}
+	return w, reached
+}
+
+func TestSIGTERMDuringAnyPhaseIsACleanShutdownAndNoLaterPhaseStarts(t *testing.T) {
+	tests := []struct {
+		at   string
+		want []string
+	}{
+		{"identity", []string{"start identity", "undo identity"}},
+		{"interception", []string{"start identity", "start interception", "undo interception", "undo identity"}},
+		{"ready", []string{"start identity", "start interception", "start proxy", "start ready", "stop proxy", "undo interception", "undo identity"}},
+	}
+	for _, tc := range tests {
+		t.Run("while waiting in "+tc.at, func(t *testing.T) {
+			w, reached := blockingWorld(tc.at)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error)
+			go func() { done <- w.lifecycle.Run(ctx) }()
+			<-reached
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatalf("shutdown returned %v, want nil (a clean shutdown)", err)
+			}
+			if got := w.rec.get(); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("steps:\n got %v\nwant %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestACancelledRunStartsNothing(t *testing.T) {
+	w := newWorld("")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := w.lifecycle.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.rec.get(); len(got) != 0 {
+		t.Errorf("steps after cancellation: %v", got)
+	}
+}
+
+func TestTheProxyExitingZeroUnaskedIsAFailure(t *testing.T) {
+	w := newWorld("")
+	done := make(chan error)
+	go func() { done <- w.lifecycle.Run(context.Background()) }()
+	<-w.workloadStarted
+	w.proxy.exit(0)
+	var exit *ExitError
+	if err := <-done; !errors.As(err, &exit) || exit.Who != "proxy" {
+		t.Fatalf("got %v, want the proxy's end", err)
+	}
+	if exit.Status() == 0 {
+		t.Error("meshexp would exit 0 after the proxy ended on its own")
+	}
+}
+
+func TestExitStatusesNeverBorrowMeshexpsOwnCodes(t *testing.T) {
+	tests := []struct {
+		name string
+		err  ExitError
+		want int
+	}{
+		{"a workload that finished well is 0", ExitError{Who: "workload", Code: 0}, 0},
+		{"a workload's status 5 is 5", ExitError{Who: "workload", Code: 5}, 5},
+		{"a workload's status 2 is 1, not invalid input", ExitError{Who: "workload", Code: 2}, ExitFailure},
+		{"a workload's status 3 is 1, not another instance", ExitError{Who: "workload", Code: 3}, ExitFailure},
+		{"a workload killed by SIGKILL is 137", ExitError{Who: "workload", Code: 137}, 137},
+		{"a workload that daemonized and exited 0 is 1", ExitError{Who: "workload", Code: 0, Escaped: true}, ExitFailure},
+		{"the proxy exiting 0 unasked is 1", ExitError{Who: "proxy", Code: 0}, ExitFailure},
+		{"the proxy's status 64 is 64", ExitError{Who: "proxy", Code: 64}, 64},
+		{"the proxy's status 2 is 1", ExitError{Who: "proxy", Code: 2}, ExitFailure},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.err.Status(); got != tc.want {
+				t.Errorf("Status() = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}

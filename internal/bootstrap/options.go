@@ -1,6 +1,8 @@
 package bootstrap
 
 import (
+	"errors"
+	"fmt"
 	"net/netip"
 
 	"github.com/meshexp/meshexp/internal/config"
@@ -62,6 +64,8 @@ func SPIREOptions(c *config.Config) spire.Options {
 		JoinTokenFile:      c.SPIRE.JoinTokenFile,
 		X509PopCertPath:    c.SPIRE.X509PopCert,
 		X509PopKeyPath:     c.SPIRE.X509PopKey,
+		SVIDTTL:            c.SPIRE.SVIDTTL,
+		CATTL:              c.SPIRE.CATTL,
 	}
 }
 
@@ -92,11 +96,28 @@ func ValidateSPIRE(c *config.Config, dryRun bool) config.Problems {
 		names = []string{"spire-agent"}
 	}
 	o := SPIREOptions(c)
-	var probs config.Problems
+	probs := validateLifetimes(c)
 	for _, n := range names {
 		if _, err := o.Binary(n); err != nil {
-			// spire's error already says the fix.
-			probs = append(probs, config.Problem{Input: input(c, "spire-bin-dir"), Message: err.Error(), Warning: dryRun})
+			p := config.Problem{Setting: "spire-bin-dir", Input: input(c, "spire-bin-dir"), Message: err.Error(), Warning: dryRun}
+			var oe *spire.OptionError
+			if errors.As(err, &oe) {
+				// In the setting's words, not the spire.Options field's.
+				p.Message, p.Fix = oe.Err.Error(), oe.Fix
+				if oe.Value != "" {
+					p.Message = oe.Value + ": " + p.Message
+				}
+			}
+			probs = append(probs, p)
+		}
+	}
+	// What is on the host at SPIRE's paths: nothing meshexp did not make
+	// may be replaced (a file at the socket path, someone else's state).
+	hostSettings := map[string]string{"DataDir": "spire-data-dir", "SocketPath": "spire-socket"}
+	for _, err := range o.CheckHostPaths() {
+		var oe *spire.OptionError
+		if errors.As(err, &oe) && hostSettings[oe.Option] != "" {
+			probs = append(probs, config.Problem{Setting: hostSettings[oe.Option], Input: input(c, hostSettings[oe.Option]), Message: fmt.Sprintf("%q: %v", oe.Value, oe.Err), Fix: oe.Fix})
 		}
 	}
 	return probs

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/meshexp/meshexp/internal/admin"
 	"github.com/meshexp/meshexp/internal/config"
 	"github.com/meshexp/meshexp/internal/kube"
 	"github.com/meshexp/meshexp/internal/netfilter"
@@ -27,6 +28,10 @@ func KubeWorkload(c *config.Config, logger *slog.Logger) (*kube.Workload, config
 		ServerName: c.ServerName(),
 		Labels:     map[string]string{},
 		IPs:        append([]netip.Addr(nil), c.Register.WorkloadIPs...),
+		// What Linkerd reads about the host's proxy: its inbound port (the
+		// opaque-transport port) and its opaque ports.
+		ProxyInboundPort: int32(c.Proxy.InboundPort),
+		OpaquePorts:      joinPortRanges(c.Proxy.OpaquePorts),
 	}
 	var probs config.Problems
 	bad := func(setting, fix string, err error) {
@@ -76,6 +81,16 @@ func KubeWorkload(c *config.Config, logger *slog.Logger) (*kube.Workload, config
 	return w, probs
 }
 
+// joinPortRanges writes port ranges as Linkerd's opaque-ports annotation
+// does: "25,587,4000-4100".
+func joinPortRanges(rs []config.PortRange) string {
+	s := make([]string, len(rs))
+	for i, r := range rs {
+		s[i] = r.String()
+	}
+	return strings.Join(s, ",")
+}
+
 // input names a setting for a message: where it came from, or its flag.
 func input(c *config.Config, setting string) string {
 	if o := c.Origin(setting); o != "default" {
@@ -88,7 +103,7 @@ func input(c *config.Config, setting string) string {
 // it and waits for the graceful path (Ready=False, then delete or keep).
 // The API connections carry the control mark, so interception lets them
 // through.
-func registerPhase(c *config.Config, w *kube.Workload, readyURL string, logger *slog.Logger) func(context.Context) (func(context.Context) error, error) {
+func registerPhase(c *config.Config, w *kube.Workload, readyURL string, st *admin.State, readiness func() (bool, string, string), logger *slog.Logger) func(context.Context) (func(context.Context) error, error) {
 	return func(context.Context) (func(context.Context) error, error) {
 		cfg, err := kube.LoadConfig(c.Register.Kubeconfig, netfilter.ControlDialer(c.Intercept.ControlMark).DialContext)
 		if err != nil {
@@ -98,12 +113,23 @@ func registerPhase(c *config.Config, w *kube.Workload, readyURL string, logger *
 		if err != nil {
 			return nil, fmt.Errorf("kubernetes client: %w", err)
 		}
-		r, err := kube.NewRegistrar(cl, *w, kube.HTTPProbe(readyURL, nil), kube.Options{
+		opts := kube.Options{
 			Holder:           c.NodeName,
 			DeleteOnShutdown: c.Register.DeleteOnShutdown,
 			ProbePeriod:      c.Register.ProbePeriod,
 			LeaseDuration:    c.Register.LeaseDuration,
-		}, logger)
+		}
+		probes := probeSet(c, logger) // nil without --probe (probes.go)
+		// Beside the proxy, one gate: the identity (an expired SVID or
+		// trust anchor), then every workload probe.
+		gates := []func() (bool, string, string){readiness}
+		if probes != nil {
+			gates = append(gates, gate(probes))
+			opts.GateChanged = probes.Changed()
+		}
+		opts.Gate = allGates(gates...)
+		adminRegistration(st, &opts, probes) // admin.go
+		r, err := kube.NewRegistrar(cl, *w, kube.HTTPProbe(readyURL, nil), opts, logger)
 		if err != nil {
 			return nil, err
 		}
@@ -112,11 +138,18 @@ func registerPhase(c *config.Config, w *kube.Workload, readyURL string, logger *
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- r.Run(ctx) }()
+		probesDone := make(chan struct{})
+		if probes != nil {
+			go func() { probes.Run(ctx); close(probesDone) }()
+		} else {
+			close(probesDone)
+		}
 		return func(stopCtx context.Context) error {
 			cancel()
 			select {
 			case err := <-done:
 				cl.Close()
+				<-probesDone // exec probes end with ctx (CommandContext)
 				return err
 			case <-stopCtx.Done():
 				return fmt.Errorf("registration did not finish its graceful path: %w", stopCtx.Err())

@@ -13,20 +13,23 @@ import (
 	"time"
 
 	"github.com/meshexp/meshexp/internal/config"
+	"github.com/meshexp/meshexp/internal/instance"
 	"github.com/meshexp/meshexp/internal/netfilter"
 	"github.com/meshexp/meshexp/internal/proxyenv"
 	"github.com/meshexp/meshexp/internal/spire"
 	"github.com/meshexp/meshexp/internal/supervise"
 )
 
-// forwardedSignals go from meshexp to the workload.
-var forwardedSignals = []syscall.Signal{syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2}
-
 // secretEnv are meshexp's own variables that no child inherits.
 var secretEnv = []string{"MESHEXP_SPIRE_JOIN_TOKEN"}
 
 // Run is `meshexp bootstrap`: the whole lifecycle for a validated config.
+// Before it changes anything it takes the network namespace for itself
+// (an *instance.HeldError names the meshexp that has it) and ends what a
+// crashed predecessor left there.
 func Run(ctx context.Context, c *config.Config, logger *slog.Logger) error {
+	relay := startSignalRelay(ctx, logger)
+	defer relay.stop()
 	anchors, err := os.ReadFile(c.TrustAnchorPath())
 	if err != nil {
 		return fmt.Errorf("bootstrap: reading trust anchor: %w", err)
@@ -35,6 +38,21 @@ func Run(ctx context.Context, c *config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	lock, err := instance.Acquire(ctx, "bootstrap", "starting a second bootstrap")
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
+	ns, err := netnsID()
+	if err != nil {
+		return err
+	}
+	state := newStateFile(ns, logger)
+	if err := state.recoverLeftovers(); err != nil {
+		return err
+	}
+	// Removed only after the lifecycle's teardown ran to the end.
+	defer state.remove()
 	// As PID 1 (a container) orphans are ours to reap; elsewhere the
 	// reaper makes meshexp a child subreaper so its children's orphans come
 	// to it rather than to the host's init.
@@ -43,7 +61,11 @@ func Run(ctx context.Context, c *config.Config, logger *slog.Logger) error {
 	} else {
 		defer r.Stop()
 	}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	ident := watchIdentity(watchCtx, c, logger) // identity.go
 	grace := c.ShutdownGrace
+	st := newAdminState(c) // nil with --status-addr off (admin.go)
 	lc := &Lifecycle{
 		ReadyTimeout: c.ReadyTimeout,
 		// Every child gets its grace period, plus room for SPIRE and rules.
@@ -52,7 +74,7 @@ func Run(ctx context.Context, c *config.Config, logger *slog.Logger) error {
 	}
 	lc.Phases.Identity = func(ctx context.Context) (func(context.Context) error, error) {
 		o := SPIREOptions(c)
-		o.Starter = supervisedStarter(logger, grace)
+		o.Starter = supervisedStarter(logger, grace, state, ns)
 		id, err := spire.Start(ctx, o, logger)
 		if err != nil {
 			return nil, err
@@ -60,7 +82,7 @@ func Run(ctx context.Context, c *config.Config, logger *slog.Logger) error {
 		return id.Stop, nil
 	}
 	if c.DNS.Enabled {
-		lc.Phases.DNS = dnsPhase(c, logger)
+		lc.Phases.DNS = dnsPhase(c, st, logger)
 	}
 	if c.Intercept.Enabled {
 		lc.Phases.Intercept = func(ctx context.Context) (func(context.Context) error, error) {
@@ -68,35 +90,30 @@ func Run(ctx context.Context, c *config.Config, logger *slog.Logger) error {
 		}
 	}
 	lc.Phases.Proxy = func(ctx context.Context) (Child, error) {
-		return supervise.Start(ctx, supervise.Spec{
+		return supervise.Start(ctx, state.track(supervise.Spec{
 			Name:       "proxy",
 			Path:       c.Proxy.Bin,
 			Env:        append(baseEnv(), proxyenv.Environ(env)...),
 			Credential: &syscall.Credential{Uid: c.Proxy.User.UID, Gid: c.Proxy.User.GID},
 			Grace:      grace,
-		}, logger)
+			LineLevel:  proxyLineLevel,
+		}, ns), logger)
 	}
 	readyURL := fmt.Sprintf("http://127.0.0.1:%d/ready", c.Proxy.AdminPort)
 	lc.Phases.Ready = func(ctx context.Context) error { return WaitReady(ctx, readyURL) }
 	lc.Phases.Workload = func(ctx context.Context) (Child, error) {
-		w, err := supervise.Start(ctx, supervise.Spec{
+		w, err := supervise.Start(ctx, state.track(supervise.Spec{
 			Name:       "workload",
 			Path:       c.Workload,
 			Env:        baseEnv(),
 			Credential: &syscall.Credential{Uid: c.WorkloadUser.UID, Gid: c.WorkloadUser.GID},
 			Grace:      grace,
 			Restart:    supervise.Policy{Mode: supervise.Mode(c.WorkloadRestart)},
-		}, logger)
+		}, ns), logger)
 		if err != nil {
 			return nil, err
 		}
-		// Reload-style signals meshexp receives are the workload's (as
-		// with docker kill -s HUP); SIGTERM/SIGINT start the shutdown.
-		if stop, err := supervise.Forward(ctx, logger, forwardedSignals, w); err != nil {
-			logger.Warn("signals not forwarded to the workload", "err", err)
-		} else {
-			context.AfterFunc(ctx, stop)
-		}
+		relay.set(w)
 		return w, nil
 	}
 	if c.Register.Enabled {
@@ -104,8 +121,23 @@ func Run(ctx context.Context, c *config.Config, logger *slog.Logger) error {
 		if err := probs.Err(); err != nil {
 			return err
 		}
-		lc.Phases.Register = registerPhase(c, w, readyURL, logger)
+		lc.Phases.Register = registerPhase(c, w, readyURL, st, ident.Readiness, logger)
 	}
+	if c.Fleet.ControllerAddr != "" { // exclusive with --register (config)
+		args, probs := FleetAgent(c, fleetReadyURL(c, readyURL), state.regDir, logger)
+		if err := probs.Err(); err != nil {
+			return err
+		}
+		lc.Phases.Register = fleetPhase(c, args, st, state, ns, logger) // fleet.go
+		if st != nil {
+			st.SetController(controllerStatus(c, state.regDir)) // the agent's published state in /status
+		}
+	}
+	stopAdmin, err := serveAdmin(ctx, c, st, lc, readyURL, ident.Readiness, logger) // admin.go
+	if err != nil {
+		return err
+	}
+	defer stopAdmin()
 	return lc.Run(ctx)
 }
 
@@ -155,7 +187,7 @@ func baseEnv() []string {
 // supervisedStarter runs SPIRE's processes under the supervisor, so they
 // share its process groups, parent-death signal, output attribution and
 // restart backoff.
-func supervisedStarter(logger *slog.Logger, grace time.Duration) spire.Starter {
+func supervisedStarter(logger *slog.Logger, grace time.Duration, state *stateFile, ns string) spire.Starter {
 	return func(ctx context.Context, cmd spire.Command) (spire.Process, error) {
 		env := cmd.Env
 		if env == nil {
@@ -188,7 +220,7 @@ func supervisedStarter(logger *slog.Logger, grace time.Duration) spire.Starter {
 				cmd.OnExit(err)
 			}
 		}
-		ch, err := supervise.Start(ctx, spec, logger)
+		ch, err := supervise.Start(ctx, state.track(spec, ns), logger)
 		if err != nil {
 			return nil, err
 		}
