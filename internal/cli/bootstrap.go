@@ -27,29 +27,29 @@ has a flag and a MESHEXP_* variable (listed below); flags override the
 environment, which overrides the --config file.
 
 ` + exitCodeHelp,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 	}
-	load := settingsFlags(g, cmd, config.ScopeBootstrap)
+	// What the domain packages check (SPIRE's binaries, the forwarder's
+	// options, the ExternalWorkload's rules) is reported with the rest.
+	load := settingsFlags(g, cmd, config.ScopeBootstrap, func(c *config.Config, dryRun bool) config.Problems {
+		probs := bootstrap.ValidateSPIRE(c, dryRun)
+		if c.DNS.Enabled {
+			probs = append(probs, bootstrap.ValidateDNS(c)...)
+		}
+		_, pp := bootstrap.WorkloadProbes(c)
+		probs = append(probs, pp...)
+		if c.Register.Enabled {
+			// Run builds it again and logs what it detects then.
+			_, kp := bootstrap.KubeWorkload(c, slog.New(slog.DiscardHandler))
+			probs = append(probs, kp.Errors()...)
+		}
+		return probs
+	})
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "validate and print the plan (SPIRE configs, rules, proxy environment, start order); change nothing")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		c, err := load(dryRun)
 		if err != nil {
 			return err
-		}
-		if err := report(g, bootstrap.ValidateSPIRE(c, dryRun)); err != nil {
-			return err
-		}
-		if c.DNS.Enabled {
-			if err := report(g, bootstrap.ValidateDNS(c)); err != nil {
-				return err
-			}
-		}
-		if c.Register.Enabled {
-			// The ExternalWorkload's own rules, before anything changes;
-			// Run builds it again and logs what it detects then.
-			if _, probs := bootstrap.KubeWorkload(c, slog.New(slog.DiscardHandler)); probs.Err() != nil {
-				return &UsageError{Err: probs.Err()}
-			}
 		}
 		if dryRun {
 			plan, err := bootstrap.NewPlan(c)
@@ -58,11 +58,16 @@ environment, which overrides the --config file.
 			}
 			return plan.Write(g.stdout)
 		}
-		err = bootstrap.Run(cmd.Context(), c, g.logger)
+		err = inSettingNames(bootstrap.Run(cmd.Context(), c, g.logger))
 		var exit *bootstrap.ExitError
 		if errors.As(err, &exit) {
-			// The proxy's or the workload's status becomes meshexp's.
-			return &ExitError{Code: exit.Code, Err: err}
+			// The proxy's or the workload's end becomes meshexp's status
+			// (never 2 or 3, which are meshexp's own; see Status).
+			if st := exit.Status(); st != ExitOK {
+				return &ExitError{Code: st, Err: err}
+			}
+			g.logger.Info("the workload finished", "exit_code", exit.Code)
+			return nil
 		}
 		return err
 	}

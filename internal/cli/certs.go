@@ -10,8 +10,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/meshexp/meshexp/internal/config"
 	"github.com/meshexp/meshexp/internal/trust"
 )
+
+// maxCertTTL bounds --ttl: far beyond any sane validity, short of the
+// durations that overflow.
+const maxCertTTL = 100 * 365 * 24 * time.Hour
 
 func init() { subcommands = append(subcommands, newCertsCmd) }
 
@@ -27,11 +32,14 @@ requires) and inspects existing ones the way bootstrap's validation sees them.
   meshexp certs intermediate --ca-dir DIR --out-dir DIR
                                                     CA for a SPIRE server, so hosts need not hold
                                                     the root key: intermediate.crt, intermediate.key
+  meshexp certs controller --ca-dir DIR --out-dir DIR
+                                                    the meshexp controller's serving certificate:
+                                                    controller.crt, controller.key
   meshexp certs inspect FILE...                     print what validation sees
 
 Keys are written with mode 0600. Existing files are not replaced without --force.`,
 	}
-	cmd.AddCommand(newCertsRootCmd(g), newCertsSignedCmd(g, "issuer"), newCertsSignedCmd(g, "intermediate"), newCertsInspectCmd(g))
+	cmd.AddCommand(newCertsRootCmd(g), newCertsSignedCmd(g, "issuer"), newCertsSignedCmd(g, "intermediate"), newCertsControllerCmd(g), newCertsInspectCmd(g))
 	return cmd
 }
 
@@ -71,8 +79,8 @@ func (o *certOut) write(g *globals, kp *trust.KeyPair, base string) error {
 }
 
 func (o *certOut) validate() error {
-	if o.ttl <= 0 {
-		return usageErrorf("--ttl %s: must be positive", o.ttl)
+	if o.ttl <= 0 || o.ttl > maxCertTTL {
+		return usageErrorf("--ttl %s: must be positive and at most %s (100 years)", o.ttl, maxCertTTL)
 	}
 	if strings.TrimSpace(o.cn) == "" {
 		return usageErrorf("--cn: must not be empty")
@@ -120,6 +128,9 @@ func newCertsSignedCmd(g *globals, kind string) *cobra.Command {
 				return err
 			}
 			crt, key := filepath.Join(caDir, "ca.crt"), filepath.Join(caDir, "ca.key")
+			if err := plainFiles("--ca-dir", crt, key); err != nil {
+				return err
+			}
 			_, findings := trust.CheckAnchor(crt, key, trust.CheckOptions{})
 			if err := findingsError("--ca-dir", findings); err != nil {
 				return err
@@ -143,6 +154,24 @@ func newCertsSignedCmd(g *globals, kind string) *cobra.Command {
 	return cmd
 }
 
+// plainFiles refuses, before reading, files that are not regular (a FIFO
+// would block forever) and encrypted keys; the first path may be a key.
+func plainFiles(input string, paths ...string) error {
+	var msgs []string
+	for i, p := range paths {
+		if p == "" {
+			continue
+		}
+		if msg, fix := config.FileProblem(p, i == 0 || strings.HasSuffix(p, ".key")); msg != "" {
+			msgs = append(msgs, fmt.Sprintf("%s: %s (fix: %s)", p, msg, fix))
+		}
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	return usageErrorf("%s: %s", input, strings.Join(msgs, "; "))
+}
+
 // findingsError turns blocking findings into a UsageError naming the input.
 func findingsError(input string, findings []trust.Finding) error {
 	var msgs []string
@@ -164,6 +193,9 @@ func newCertsInspectCmd(g *globals) *cobra.Command {
 		Short: "Print what validation sees in certificate files",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := plainFiles("certs inspect", append([]string{keyPath}, args...)...); err != nil {
+				return err
+			}
 			bad := 0
 			for i, path := range args {
 				key := ""

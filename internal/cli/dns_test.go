@@ -3,13 +3,17 @@ package cli
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
-	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	mdns "github.com/miekg/dns"
+
+	"github.com/meshexp/meshexp/internal/config"
+	"github.com/meshexp/meshexp/internal/dns"
 )
 
 // runDNS executes the CLI with exactly env as the environment.
@@ -21,27 +25,35 @@ func runDNS(ctx context.Context, args []string, env map[string]string) (code int
 }
 
 func TestDNSBadInputExitsTwoAndNamesFlagAndVariable(t *testing.T) {
-	base := []string{"dns", "--cluster-dns", "192.0.2.10:30053", "--upstream", "192.0.2.53"}
+	base := []string{"dns", "--cluster-dns", "192.0.2.10:30053", "--dns-upstream", "192.0.2.53"}
 	tests := []struct {
 		name string
 		args []string
 		env  map[string]string
 		want []string
 	}{
-		{"cluster DNS is required", []string{"dns", "--upstream", "192.0.2.53"}, nil,
-			[]string{"--cluster-dns (MESHEXP_DNS_CLUSTER_DNS): at least one"}},
-		{"a host name is not a server address", append(base, "--upstream", "dns.example"), nil,
-			[]string{"--upstream (MESHEXP_DNS_UPSTREAM)", `"dns.example" is not an IP`}},
+		{"cluster DNS is required", []string{"dns", "--dns-upstream", "192.0.2.53"}, nil,
+			[]string{"--cluster-dns [env MESHEXP_DNS_CLUSTER_DNS]: the DNS forwarder needs at least one"}},
+		{"a host name is not a server address", append(base, "--dns-upstream", "dns.example"), nil,
+			[]string{"--dns-upstream: ", `"dns.example" is not a DNS server address`}},
 		{"a bad variable is named", base, map[string]string{"MESHEXP_DNS_TIMEOUT": "soon"},
-			[]string{"--timeout (MESHEXP_DNS_TIMEOUT)", `"soon" is not a duration`}},
-		{"a bad CIDR is named", append(base, "--service-cidr", "10.96.0.0/40"), nil,
-			[]string{"--service-cidr (MESHEXP_DNS_SERVICE_CIDR)"}},
-		{"every problem is listed at once", append(base, "--cache-size", "-5", "--udp-size", "99", "--listen", "localhost:53"), nil,
-			[]string{"--cache-size", "--udp-size", "--listen (MESHEXP_DNS_LISTEN)"}},
-		{"a missing resolv.conf is named", []string{"dns", "--cluster-dns", "192.0.2.10", "--resolv-conf", "/nonexistent/resolv.conf"}, nil,
-			[]string{"--resolv-conf (MESHEXP_DNS_RESOLV_CONF)", "/nonexistent/resolv.conf"}},
-		{"pointing the resolver needs port 53", append(base, "--listen", "127.0.0.1:5353", "--point-resolver", "/tmp/x"), nil,
-			[]string{"--point-resolver (MESHEXP_DNS_POINT_RESOLVER)", "port 53"}},
+			[]string{"MESHEXP_DNS_TIMEOUT: ", `"soon" is not a duration`}},
+		{"a bad CIDR is named", append(base, "--dns-cluster-cidrs", "10.96.0.0/40"), nil,
+			[]string{"--dns-cluster-cidrs: "}},
+		{"every problem is listed at once", append(base, "--dns-cache-size", "-5", "--dns-udp-size", "99", "--dns-listen", "localhost:53"), nil,
+			[]string{"--dns-cache-size", "--dns-udp-size", "--dns-listen: "}},
+		{"a missing resolv.conf is named", []string{"dns", "--cluster-dns", "192.0.2.10", "--dns-resolv-conf", "/nonexistent/resolv.conf"}, nil,
+			[]string{"--dns-resolv-conf: ", "/nonexistent/resolv.conf"}},
+		{"pointing the resolver needs port 53", append(base, "--dns-listen", "127.0.0.1:5353", "--dns-point-resolver", "/tmp/x"), nil,
+			[]string{"--dns-point-resolver: ", "port 53"}},
+		{"an attempt timeout longer than the timeout", append(base, "--dns-timeout", "1s", "--dns-attempt-timeout", "2s"), nil,
+			[]string{"--dns-attempt-timeout: ", "at most --dns-timeout"}},
+		{"a timeout beyond its bounds", append(base, "--dns-timeout", "700000h"), nil,
+			[]string{"--dns-timeout: ", "is outside 10ms–1m"}},
+		{"a trailing-dot cluster domain that is not a domain", base, map[string]string{"MESHEXP_CLUSTER_DOMAIN": "clu ster."},
+			[]string{"MESHEXP_CLUSTER_DOMAIN: "}},
+		{"an old flag name with a bad value names the old flag", []string{"dns", "--cluster-dns", "192.0.2.10", "--upstream", "dns.example"}, nil,
+			[]string{"--upstream: ", `"dns.example" is not a DNS server address`, "is an old name", "input=--upstream", "use --dns-upstream"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -55,6 +67,51 @@ func TestDNSBadInputExitsTwoAndNamesFlagAndVariable(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDNSOldNamesStillWorkAndWarn: the command's own names from before it
+// shared bootstrap's registry keep their meaning, each with a warning that
+// names the new one.
+func TestDNSOldNamesStillWorkAndWarn(t *testing.T) {
+	c, probs := config.LoadArgs(config.ScopeDNSCommand,
+		[]string{"--upstream", "192.0.2.53", "--pod-cidr", "10.244.0.0/16", "--service-cidr", "10.96.0.0/12", "--point-resolver", "/tmp/r", "--timeout", "3s", "--namespace", "shop"},
+		map[string]string{"MESHEXP_DNS_CLUSTER_DOMAIN": "example.internal", "MESHEXP_DNS_CLUSTER_DNS": "192.0.2.10"})
+	if err := probs.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprintln(c.DNS.Upstreams, c.DNS.ClusterCIDRs, c.DNS.PointResolver, c.DNS.Timeout, c.WorkloadNamespace, c.ClusterDomain); got != "[192.0.2.53:53] [10.244.0.0/16 10.96.0.0/12] /tmp/r 3s shop example.internal\n" {
+		t.Errorf("old names read as %s", got)
+	}
+	var warned []string
+	for _, w := range probs.Warnings() {
+		warned = append(warned, w.String())
+	}
+	for _, want := range []string{"--upstream: is an old name and will go away (fix: use --dns-upstream)", "--pod-cidr", "--point-resolver", "--timeout", "--namespace", "MESHEXP_DNS_CLUSTER_DOMAIN: is an old name and will go away (fix: use MESHEXP_CLUSTER_DOMAIN)"} {
+		if !strings.Contains(strings.Join(warned, "\n"), want) {
+			t.Errorf("no warning %q in:\n%s", want, strings.Join(warned, "\n"))
+		}
+	}
+	// The new names are bootstrap's: one name per setting.
+	for _, name := range []string{"dns-upstream", "dns-point-resolver", "dns-cluster-cidrs", "cluster-domain", "dns-listen", "cluster-dns"} {
+		s := config.Lookup(name)
+		if s == nil || s.Scope&config.ScopeBootstrap == 0 || s.Scope&config.ScopeDNSCommand == 0 {
+			t.Errorf("%s is not shared by bootstrap and dns", name)
+		}
+	}
+}
+
+// TestDNSDefaultsAreTheForwardersDefaults keeps the registry's defaults
+// for the forwarder equal to internal/dns's.
+func TestDNSDefaultsAreTheForwardersDefaults(t *testing.T) {
+	c, probs := config.LoadArgs(config.ScopeDNSCommand, nil, map[string]string{"MESHEXP_DNS_CLUSTER_DNS": "192.0.2.10"})
+	if err := probs.Err(); err != nil {
+		t.Fatal(err)
+	}
+	got, want := dnsServerOptions(c), dns.DefaultOptions()
+	got.ClusterDNS = nil
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("registry defaults give\n%+v\nwant dns.DefaultOptions\n%+v", got, want)
 	}
 }
 
@@ -119,20 +176,4 @@ func freeUDPAndTCPPort(t *testing.T) string {
 	}
 	t.Fatal("no loopback port free for both UDP and TCP")
 	return ""
-}
-
-// TestDNSReadmeListsEveryFlag keeps internal/dns/README.md's settings table
-// in step with the command's flags.
-func TestDNSReadmeListsEveryFlag(t *testing.T) {
-	readme, err := os.ReadFile("../dns/README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &dnsFlags{}
-	for _, s := range dnsSettings(f) {
-		row := "| `--" + s.name + "` | `" + s.env() + "` |"
-		if !strings.Contains(string(readme), row) {
-			t.Errorf("internal/dns/README.md lacks a row starting %q", row)
-		}
-	}
 }

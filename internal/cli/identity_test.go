@@ -13,11 +13,11 @@ func TestIdentityDryRunPrintsTheAgentConfigWithoutTheToken(t *testing.T) {
 	dir, _ := trusttest.AnchorDir(t)
 	env := demoEnv(dir)
 	env["MESHEXP_SPIRE_JOIN_TOKEN"] = "0f1e2d3c-secret"
-	code, stdout, stderr := run(t, []string{"identity", "--dry-run", "--spire-mode", "external", "--spire-server-address", "spire.example"}, env)
+	code, stdout, stderr := run(t, []string{"identity", "--dry-run", "--spire-mode", "external", "--spire-server-address", "localhost"}, env)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	if !strings.Contains(stdout, `server_address = "spire.example"`) || !strings.Contains(stdout, "join_token_file = ") {
+	if !strings.Contains(stdout, `server_address = "localhost"`) || !strings.Contains(stdout, "join_token_file = ") {
 		t.Errorf("unexpected configs:\n%s", stdout)
 	}
 	if strings.Contains(stdout+stderr, "0f1e2d3c-secret") {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/meshexp/meshexp/internal/bootstrap"
 	"github.com/meshexp/meshexp/internal/config"
+	"github.com/meshexp/meshexp/internal/instance"
 	"github.com/meshexp/meshexp/internal/netfilter"
 )
 
@@ -21,9 +22,11 @@ func newInterceptCmd(g *globals) *cobra.Command {
 		Short: "Install, remove or show the rules that send TCP traffic through the proxy",
 		Long: `intercept manages the nat rules that send this host's TCP traffic through
 linkerd2-proxy, as Linkerd's proxy-init does in a pod: chain
-PROXY_INIT_REDIRECT (from PREROUTING) sends inbound TCP to the proxy's
-inbound port, chain PROXY_INIT_OUTPUT (from OUTPUT) sends outbound TCP to
-its outbound port. Not redirected: the proxy's own uid (never root), packets
+PROXY_INIT_REDIRECT (from PREROUTING) sends inbound TCP addressed to this
+host to the proxy's inbound port (connections the host forwards, to
+containers or VMs or published with DNAT, are left alone), chain
+PROXY_INIT_OUTPUT (from OUTPUT) sends this host's outbound TCP to its
+outbound port. Not redirected: the proxy's own uid (never root), packets
 carrying meshexp's control mark, loopback, the skipped ports and subnets and
 the exempt destinations. bootstrap installs and removes the same rules.
 
@@ -88,6 +91,13 @@ func newInterceptInstallCmd(g *globals) *cobra.Command {
 		if dryRun {
 			return printInstallInputs(ctx, g, rs)
 		}
+		// A running bootstrap owns these rules; installing over them
+		// would change its interception under it.
+		lock, err := instance.Acquire(ctx, "intercept install", "intercept install")
+		if err != nil {
+			return err
+		}
+		defer lock.Release()
 		r, err := netfilter.NewRunner(ctx, rs.Backend, g.logger)
 		if err != nil {
 			return err
@@ -95,8 +105,9 @@ func newInterceptInstallCmd(g *globals) *cobra.Command {
 		if err := r.Install(ctx, rs); err != nil {
 			return err
 		}
+		// A report, not output asked for: it obeys --log-level.
 		b, why := r.Backend()
-		fmt.Fprintf(g.stdout, "interception installed with %s (%s)\n", b, why)
+		g.logger.Info("interception installed", "backend", b, "why", why)
 		return nil
 	}
 	return cmd
@@ -140,9 +151,11 @@ func newInterceptRemoveCmd(g *globals) *cobra.Command {
 		Use:   "remove",
 		Short: "Remove exactly the rules meshexp installed; other rules stay",
 		Long: `remove deletes every rule carrying meshexp's comment and then its two chains,
-in both address families. With --intercept-backend auto it looks in both
-iptables-legacy and iptables-nft, so rules installed with either go.
-Removing when nothing is installed does nothing.`,
+in both address families; with iptables-nft also the nat table and base
+chains install created, unless another tool's rules are in them. With
+--intercept-backend auto it looks in both iptables-legacy and iptables-nft,
+so rules installed with either go. Removing when nothing is installed does
+nothing.`,
 		Args: cobra.NoArgs,
 	}
 	f := bindIntercept(g, cmd)
@@ -152,6 +165,13 @@ Removing when nothing is installed does nothing.`,
 			return err
 		}
 		ctx := cmd.Context()
+		// Removing a running bootstrap's rules would leave it running
+		// with no interception.
+		lock, err := instance.Acquire(ctx, "intercept remove", "intercept remove")
+		if err != nil {
+			return err
+		}
+		defer lock.Release()
 		backends := []netfilter.Backend{rs.Backend}
 		if rs.Backend == netfilter.BackendAuto {
 			backends = []netfilter.Backend{netfilter.BackendLegacy, netfilter.BackendNFT}
@@ -179,7 +199,7 @@ Removing when nothing is installed does nothing.`,
 		if err := errors.Join(errs...); err != nil {
 			return err
 		}
-		fmt.Fprintln(g.stdout, "interception removed")
+		g.logger.Info("interception removed")
 		return nil
 	}
 	return cmd

@@ -141,10 +141,42 @@ func TestInterceptInstallShowRemove(t *testing.T) {
 }
 
 // onlyEmptyNat reports whether after differs from before only by empty nat
-// tables: a namespace that had no nat table keeps an empty one (every
-// built-in chain ACCEPT, no rule) once rules were installed there; the
-// kernel does not unregister it.
+// tables: with iptables-legacy, a namespace that had no nat table keeps an
+// empty one (every built-in chain ACCEPT, no rule) once rules were
+// installed there; the kernel cannot unregister a legacy table.
 func onlyEmptyNat(before, after string) bool {
 	empty := "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n"
 	return strings.ReplaceAll(after, empty, "") == strings.ReplaceAll(before, empty, "")
+}
+
+func TestInterceptOutputObeysTheLogLevel(t *testing.T) {
+	netns.RequireRoot(t)
+	ns := netns.New(t)
+	env := map[string]string{"MESHEXP_INTERCEPT_BACKEND": "iptables-nft", "MESHEXP_INTERCEPT_IPV6": "on"}
+	for _, tc := range []struct {
+		name       string
+		args       []string
+		wantStdout string // "" means nothing at all
+		wantStderr string
+	}{
+		{"install under --log-level warn prints nothing", []string{"intercept", "install", "--log-level", "warn"}, "", ""},
+		{"remove under --log-level warn prints nothing", []string{"intercept", "remove", "--log-level", "warn"}, "", ""},
+		{"install under the default level reports through the logger, on stderr", []string{"intercept", "install"}, "", "interception installed"},
+		{"remove under the default level reports through the logger, on stderr", []string{"intercept", "remove"}, "", "interception removed"},
+		{"install --dry-run prints the input asked for whatever the level", []string{"intercept", "install", "--dry-run", "--log-level", "error"}, "*nat\n", ""},
+		{"show prints the status asked for whatever the level", []string{"intercept", "show", "--log-level", "error"}, "not installed", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := inNS(t, ns, tc.args, env)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			if tc.wantStdout == "" && stdout != "" || !strings.Contains(stdout, tc.wantStdout) {
+				t.Errorf("stdout = %q, want %q", stdout, tc.wantStdout)
+			}
+			if tc.wantStderr == "" && stderr != "" || !strings.Contains(stderr, tc.wantStderr) {
+				t.Errorf("stderr = %q, want %q", stderr, tc.wantStderr)
+			}
+		})
+	}
 }

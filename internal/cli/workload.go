@@ -199,8 +199,14 @@ use). Running it again with the same settings writes nothing. bootstrap
 func newWorkloadDeleteCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "delete",
-		Short: "Delete the ExternalWorkload, Service and Lease that apply and bootstrap made",
-		Args:  cobra.NoArgs,
+		Short: "Withdraw the host (Ready=False), then delete the ExternalWorkload, Service and Lease",
+		Long: `delete takes the host out of the mesh the way bootstrap does on shutdown:
+it first writes Ready=False, so Linkerd's destination controller stops
+offering the host, and then deletes the ExternalWorkload, Service and Lease
+that apply and bootstrap made. (Deleting a ready ExternalWorkload outright
+leaves Linkerd offering it while its Service stays.) Objects already gone
+are not an error.`,
+		Args: cobra.NoArgs,
 	}
 	f := bindWorkload(g, cmd, false, true)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -216,7 +222,10 @@ func newWorkloadDeleteCmd(g *globals) *cobra.Command {
 		}
 		ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
 		defer cancel()
-		if err := cl.DeleteWorkload(ctx, w); err != nil {
+		if err := cl.Withdraw(ctx, w, kube.Withdrawal{
+			Reason: kube.ReasonManual, Message: "withdrawn by meshexp workload delete",
+			Delete: true, Logger: g.logger,
+		}); err != nil {
 			return err
 		}
 		fmt.Fprintf(g.stdout, "externalworkload/%s, service/%s and lease/%s deleted from namespace %s\n", w.Name, w.Name, w.Name, w.Namespace)

@@ -2,12 +2,19 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/meshexp/meshexp/internal/kube"
 	"github.com/meshexp/meshexp/internal/testutil/kubetest"
@@ -34,7 +41,24 @@ func TestWorkloadRenderPrintsTheDemosObjects(t *testing.T) {
 		"port: 80\n",
 		"targetPort: http",
 		"workload_name: vm-1",
+		// What Linkerd reads about the host's proxy: meshexp's defaults.
+		"config.linkerd.io/opaque-ports: 25,587,3306,4444,5432,6379,9300,11211",
+		"- name: linkerd-proxy\n    port: 4143\n",
+		"ipFamilyPolicy: SingleStack",
 	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("render output lacks %q:\n%s", want, stdout)
+		}
+	}
+}
+
+func TestWorkloadRenderWritesTheProxysInboundAndOpaquePorts(t *testing.T) {
+	env := withEnv(workloadEnv, "MESHEXP_OPAQUE_PORTS", "3306,4000-4100")
+	code, stdout, stderr := run(t, []string{"workload", "render", "--workload-ip", "192.0.2.10", "--workload-ip", "2001:db8::10", "--inbound-port", "4200"}, env)
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"config.linkerd.io/opaque-ports: 3306,4000-4100", "- name: linkerd-proxy\n    port: 4200\n", "ipFamilyPolicy: PreferDualStack"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("render output lacks %q:\n%s", want, stdout)
 		}
@@ -186,9 +210,39 @@ func TestWorkloadRBACApplyAndDeleteAgainstARealAPIServer(t *testing.T) {
 		t.Errorf("the second apply wrote: resourceVersion %s → %s", rv1, rv2)
 	}
 
+	// Delete withdraws readiness first: a Ready=True ExternalWorkload
+	// deleted outright stays offered by Linkerd while its Service stays.
+	watcher, err := adminClient.Dynamic.Resource(kube.ExternalWorkloadGVR).Namespace(ns).Watch(context.Background(), metav1.ListOptions{
+		FieldSelector: "metadata.name=vm-1", ResourceVersion: apply()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watcher.Stop()
 	code, _, stderr = run(t, []string{"workload", "delete", "--kubeconfig", hostPath}, env)
 	if code != ExitOK {
 		t.Fatalf("delete: exit %d: %s", code, stderr)
+	}
+	var seen []string
+	for done := false; !done; {
+		select {
+		case ev := <-watcher.ResultChan():
+			switch ev.Type {
+			case watch.Deleted:
+				seen, done = append(seen, "DELETED"), true
+			case watch.Modified:
+				conds, _, _ := unstructured.NestedSlice(ev.Object.(*unstructured.Unstructured).Object, "status", "conditions")
+				for _, c := range conds {
+					if m, _ := c.(map[string]any); m["type"] == kube.ConditionReady {
+						seen = append(seen, fmt.Sprintf("Ready=%v", m["status"]))
+					}
+				}
+			}
+		case <-time.After(2 * time.Minute):
+			t.Fatalf("no DELETED event; saw %v", seen)
+		}
+	}
+	if !slices.Equal(seen, []string{"Ready=False", "DELETED"}) {
+		t.Errorf("delete made the ExternalWorkload go through %v, want [Ready=False DELETED]", seen)
 	}
 	if _, err := adminClient.GetWorkload(context.Background(), w); err == nil || !strings.Contains(err.Error(), "not found") {
 		t.Errorf("ExternalWorkload after delete: %v, want not found", err)
