@@ -36,6 +36,9 @@ func (a *admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.metrics(w)
 	case "/shutdown":
 		a.shutdownEndpoint(w, r)
+	case "/identity":
+		// Stand-in only: every SVID swap (swaps.go), for rotation tests.
+		a.ident.swaps.serveHTTP(w, a.ident.rejected.Load())
 	default:
 		w.WriteHeader(http.StatusNotFound)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshexp/meshexp/internal/testutil/eventually"
 	"github.com/meshexp/meshexp/internal/testutil/standin"
 )
 
@@ -33,7 +34,7 @@ func certified(t *testing.T, extra map[string]string) *proc {
 	api := standin.NewWorkloadAPI(t)
 	api.Set(ca.MintSVID(t, webID, time.Hour))
 	p, admin := readyStandin(t, ca, api.Addr(), extra)
-	eventually(t, "/ready", func() bool { return isReady(t, admin) })
+	eventually.True(t, "/ready", func() bool { return isReady(t, admin) })
 	return p
 }
 

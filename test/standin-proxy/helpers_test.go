@@ -231,18 +231,6 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// eventually polls cond until it holds, failing with what after waitFor.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %s for %s", waitFor, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // metric returns the value of a metric line (name with labels) from
 // /metrics text, or "" if absent.
 func metric(text, series string) string {

@@ -77,6 +77,7 @@ type identityWatcher struct {
 	once     sync.Once
 	updates  atomic.Int64 // SVIDs accepted
 	rejected atomic.Int64 // updates without a usable SVID
+	swaps    swapLog      // every SVID put in use (swaps.go)
 }
 
 func newIdentityWatcher(log *slog.Logger, cfg *config) *identityWatcher {
@@ -122,6 +123,9 @@ func (w *identityWatcher) OnX509ContextUpdate(xc *workloadapi.X509Context) {
 	w.current.Store(&credentials{id: svid.ID.String(), notAfter: leaf.NotAfter, serial: leaf.SerialNumber.Text(16)})
 	w.updates.Add(1)
 	w.log.Info("Certified identity", "id", svid.ID.String(), "expiry", leaf.NotAfter.UTC().Format(time.RFC3339), "serial", leaf.SerialNumber.Text(16))
+	if now := time.Now(); w.swaps.record(now, leaf) {
+		w.log.Info("SVID swapped", "at", now.UTC().Format(time.RFC3339Nano), "serial", leaf.SerialNumber.Text(16), "not_after", leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
 	w.once.Do(func() { close(w.ready) })
 }
 

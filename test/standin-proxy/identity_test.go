@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshexp/meshexp/internal/testutil/eventually"
 	"github.com/meshexp/meshexp/internal/testutil/standin"
 )
 
@@ -39,14 +40,14 @@ func TestReadyFlipsOnceTheWorkloadAPIGivesAVerifiedSVID(t *testing.T) {
 	}
 	// With no SVID the agent answers PermissionDenied and the stand-in
 	// retries; it must have asked at least once and still be unready.
-	eventually(t, "the stand-in to call the Workload API", func() bool { return api.Streams() > 0 })
+	eventually.True(t, "the stand-in to call the Workload API", func() bool { return api.Streams() > 0 })
 	if code, body := get(t, admin+"/ready"); code != 503 || body != "not ready\n" {
 		t.Fatalf("/ready before any SVID = %d %q, want 503 \"not ready\\n\"", code, body)
 	}
 
 	set := time.Now()
 	api.Set(ca.MintSVID(t, webID, time.Hour))
-	eventually(t, "/ready to answer 200 after the SVID was issued", func() bool { return isReady(t, admin) })
+	eventually.True(t, "/ready to answer 200 after the SVID was issued", func() bool { return isReady(t, admin) })
 	t.Logf("ready %v after the SVID was set", time.Since(set).Round(time.Millisecond))
 	if _, body := get(t, admin+"/ready"); body != "ready\n" {
 		t.Errorf("/ready body %q, want \"ready\\n\"", body)
@@ -71,12 +72,12 @@ func TestRotatedSVIDsReplaceTheHeldOne(t *testing.T) {
 	api := standin.NewWorkloadAPI(t)
 	api.Set(ca.MintSVID(t, webID, time.Hour))
 	_, admin := readyStandin(t, ca, api.Addr(), nil)
-	eventually(t, "/ready", func() bool { return isReady(t, admin) })
+	eventually.True(t, "/ready", func() bool { return isReady(t, admin) })
 	_, m := get(t, admin+"/metrics")
 	first := metric(m, "identity_cert_expiration_timestamp_seconds")
 
 	api.Set(ca.MintSVID(t, webID, 3*time.Hour))
-	eventually(t, "the rotated SVID to be taken", func() bool {
+	eventually.True(t, "the rotated SVID to be taken", func() bool {
 		_, m := get(t, admin+"/metrics")
 		return metric(m, "identity_cert_refresh_count") == "2"
 	})
@@ -127,7 +128,7 @@ func TestAnSVIDThatFailsToVerifyDoesNotReplaceTheHeldOne(t *testing.T) {
 	api := standin.NewWorkloadAPI(t)
 	api.Set(ca.MintSVID(t, webID, time.Hour))
 	p, admin := readyStandin(t, ca, api.Addr(), nil)
-	eventually(t, "/ready", func() bool { return isReady(t, admin) })
+	eventually.True(t, "/ready", func() bool { return isReady(t, admin) })
 
 	api.Set(other.MintSVID(t, webID, time.Hour))
 	p.logLine("does not verify")
@@ -145,7 +146,7 @@ func TestTheSVIDIsPickedAmongSeveralByServerID(t *testing.T) {
 	api := standin.NewWorkloadAPI(t)
 	api.Set(ca.MintSVID(t, "spiffe://root.linkerd.cluster.local/other", time.Hour), ca.MintSVID(t, webID, time.Hour))
 	_, admin := readyStandin(t, ca, api.Addr(), nil)
-	eventually(t, "/ready with the second of two SVIDs", func() bool { return isReady(t, admin) })
+	eventually.True(t, "/ready with the second of two SVIDs", func() bool { return isReady(t, admin) })
 }
 
 func TestASocketThatAppearsLaterIsPickedUp(t *testing.T) {
@@ -161,6 +162,6 @@ func TestASocketThatAppearsLaterIsPickedUp(t *testing.T) {
 	api := standin.NewWorkloadAPIAt(t, path)
 	api.Set(ca.MintSVID(t, webID, time.Hour))
 	appeared := time.Now()
-	eventually(t, "/ready after the socket appeared", func() bool { return isReady(t, admin) })
+	eventually.True(t, "/ready after the socket appeared", func() bool { return isReady(t, admin) })
 	t.Logf("ready %v after the socket appeared", time.Since(appeared).Round(time.Millisecond))
 }

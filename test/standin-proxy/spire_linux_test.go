@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshexp/meshexp/internal/testutil/eventually"
 	"github.com/meshexp/meshexp/internal/trust"
 )
 
@@ -53,9 +54,18 @@ func daemon(t *testing.T, name string, args ...string) *syncBuffer {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting %s: %v", name, err)
 	}
+	// A daemon that ends before the test says how (a SIGKILL leaves no
+	// line in its own output).
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
+		select {
+		case err := <-done:
+			t.Errorf("%s ended before the test did: %v", filepath.Base(name), err)
+		default:
+			cmd.Process.Kill()
+			<-done
+		}
 		if t.Failed() {
 			t.Logf("%s output:\n%s", filepath.Base(name), out.String())
 		}
@@ -155,7 +165,7 @@ plugins {
 		}
 		return string(out)
 	}
-	eventually(t, "spire-server to be healthy", func() bool {
+	eventually.True(t, "spire-server to be healthy", func() bool {
 		return exec.Command(server, "healthcheck", "-socketPath", serverSock).Run() == nil
 	})
 	tokenOut := spire("token", "generate", "-spiffeID", "spiffe://root.linkerd.cluster.local/agent")
@@ -175,7 +185,7 @@ plugins {
 		return c.Start()
 	})
 	admin := "http://" + p.addr("Admin")
-	eventually(t, "/ready with an SVID from the real SPIRE agent", func() bool { return isReady(t, admin) })
+	eventually.True(t, "/ready with an SVID from the real SPIRE agent", func() bool { return isReady(t, admin) })
 	t.Logf("agent start → stand-in ready: %v", time.Since(agentStart).Round(time.Millisecond))
 	p.logLine("Certified identity id=" + webID)
 	if code := p.terminate(); code != 0 {

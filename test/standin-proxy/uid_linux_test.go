@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshexp/meshexp/internal/testutil/eventually"
 	"github.com/meshexp/meshexp/internal/testutil/standin"
 )
 
@@ -26,7 +27,7 @@ func TestAsTheProxyUIDItRunsWithoutTheRootWarning(t *testing.T) {
 		return c.Start()
 	})
 	admin := "http://" + p.addr("Admin")
-	eventually(t, "/ready as uid 2102", func() bool { return isReady(t, admin) })
+	eventually.True(t, "/ready as uid 2102", func() bool { return isReady(t, admin) })
 	if strings.Contains(p.out.String(), "RUNNING AS ROOT") {
 		t.Error("root warning logged by a process running as uid 2102")
 	}

@@ -9,6 +9,8 @@
 //	GET /svid           tries the SPIRE Workload API (MESHEXP_TEST_SPIRE_SOCKET)
 //	                    for 3 s and reports what it got
 //
+// `workload get URL` makes one request and prints the body.
+//
 // Environment: WORKLOAD_LISTEN (default :8000), PEER_URL (called once a
 // second and logged when set), MESHEXP_TEST_SPIRE_SOCKET.
 package main
@@ -28,6 +30,16 @@ import (
 )
 
 func main() {
+	// "workload get URL": one request, body on stdout (tests run it with
+	// docker exec as the workload's user to show its outbound path).
+	if len(os.Args) == 3 && os.Args[1] == "get" {
+		body, err := get(context.Background(), os.Args[2])
+		if err != nil {
+			log.Fatalf("workload: GET %s: %v", os.Args[2], err)
+		}
+		os.Stdout.Write(body)
+		return
+	}
 	addr := envOr("WORKLOAD_LISTEN", ":8000")
 	mux := http.NewServeMux()
 	mux.HandleFunc("/whoami", func(w http.ResponseWriter, r *http.Request) {
