@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -20,6 +21,13 @@ func TestBootstrapStartsInOrderInterceptsTrafficAndTearsDownCleanly(t *testing.T
 	h.start()
 
 	t.Run("phases ran in order", func(t *testing.T) {
+		// The workload may answer before meshexp logs "running".
+		h.waitFor("meshexp to log that it is running", 60*time.Second, func() error {
+			if !slices.Contains(h.logMessages(), "running") {
+				return errors.New("not yet")
+			}
+			return nil
+		})
 		msgs := h.logMessages()
 		order := []string{"phase: identity", "identity ready", "phase: interception", "phase: proxy", "phase: waiting for proxy readiness", "phase: workload", "running"}
 		last := -1

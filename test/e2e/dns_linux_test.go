@@ -45,6 +45,10 @@ func TestBootstrapRunsTheDNSForwarder(t *testing.T) {
 			}
 		}
 	}
+	// The forwarder's counters are on meshexp's admin endpoint too.
+	if m, err := h.get("http://127.0.0.1:4192/metrics"); err != nil || !strings.Contains(m, `meshexp_dns_requests_total{proto="udp"} `) || !strings.Contains(m, `meshexp_dns_requests_total{proto="tcp"} `) {
+		t.Errorf("admin /metrics lacks the DNS counters (%v):\n%s", err, m)
+	}
 	pointed, _ := os.ReadFile(resolv)
 	if !strings.Contains(string(pointed), "nameserver 127.0.0.1") || !strings.Contains(string(pointed), "e2e.svc.cluster.local") {
 		t.Errorf("resolv.conf not pointed at the forwarder with a pod's search list:\n%s", pointed)

@@ -6,4 +6,11 @@
 // The tests need root and the SPIRE binaries (hack/install-spire.sh;
 // MESHEXP_SPIRE_BIN_DIR). Without them they skip, unless
 // MESHEXP_REQUIRE_SPIRE is set (CI), when they fail.
+//
+// The tests run one after another, except the few that mostly wait for
+// certificates to age (the soaks, the trust anchor's expiry): those run in
+// parallel with each other once the rest are done. Each host has its own
+// namespaces, SPIRE and API-server namespace, and a test finds (and kills)
+// only processes inside its own network namespace (host.procs): the
+// machine, other hosts and other test packages run the same binaries.
 package e2e

@@ -52,6 +52,7 @@ func TestMain(m *testing.M) {
 func build(t testing.TB) {
 	t.Helper()
 	bins.once.Do(func() {
+		bins.proxy = standin.Build(t) // fails t on an error
 		dir, err := os.MkdirTemp("", "mx-e2e-bin-")
 		if err != nil {
 			bins.err = err
@@ -72,12 +73,19 @@ func build(t testing.TB) {
 			}
 		}
 		bins.meshexp = filepath.Join(dir, "meshexp")
+		if other := os.Getenv("MESHEXP_E2E_MESHEXP"); other != "" {
+			// Another build of meshexp, e.g. an older commit's, to show
+			// which tests it fails.
+			bins.meshexp = other
+		}
 		bins.workload = filepath.Join(dir, "workload")
 	})
 	if bins.err != nil {
 		t.Fatal(bins.err)
 	}
-	bins.proxy = standin.Build(t)
+	if bins.proxy == "" || bins.workload == "" {
+		t.Fatal("the test binaries were not built: see the first test's failure")
+	}
 }
 
 // requirements skips (or, in CI, fails) without root and SPIRE.
@@ -111,6 +119,11 @@ type host struct {
 	logs   *syncBuffer
 	exited chan struct{}
 	status int
+	// netOnly runs meshexp with nsenter --net rather than ip netns exec,
+	// which also gives it a private mount namespace where /sys (and so the
+	// cgroup hierarchies) is not mounted: the way systemd or a container
+	// runtime starts it, with cgroups.
+	netOnly bool
 }
 
 type syncBuffer struct {
@@ -128,6 +141,14 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 // newHost prepares a run: a namespace pair, a trust anchor and the
 // environment of the demo's podman line plus meshexp's test settings.
 func newHost(t testing.TB, extraEnv ...string) *host {
+	t.Helper()
+	requirements(t)
+	return newHostIn(t, netns.NewPair(t), extraEnv...)
+}
+
+// newHostIn prepares a run in an existing namespace pair, with its own
+// files (a second instance beside a first one).
+func newHostIn(t testing.TB, pair *netns.Pair, extraEnv ...string) *host {
 	t.Helper()
 	spireBin := requirements(t)
 	build(t)
@@ -151,7 +172,7 @@ func newHost(t testing.TB, extraEnv ...string) *host {
 	if err := root.WriteFiles(filepath.Join(certs, "ca.crt"), filepath.Join(certs, "ca.key")); err != nil {
 		t.Fatal(err)
 	}
-	h := &host{t: t, pair: netns.NewPair(t), base: base, logs: &syncBuffer{}}
+	h := &host{t: t, pair: pair, base: base, logs: &syncBuffer{}}
 	h.env = append([]string{
 		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		"WORKLOAD_NAME=web", "WORKLOAD_NAMESPACE=e2e", "NODE_NAME=vm-1",
@@ -166,6 +187,11 @@ func newHost(t testing.TB, extraEnv ...string) *host {
 		"MESHEXP_SHUTDOWN_GRACE=3s",
 		"MESHEXP_TEST_SPIRE_SOCKET=" + filepath.Join(base, "run", "api.sock"),
 		"WORKLOAD_LISTEN=:8000",
+		// The control plane's addresses are IP literals in the peer
+		// namespace (nothing listens there), so `meshexp check` never
+		// sends a DNS query to the machine's resolver.
+		"MESHEXP_DESTINATION_ADDR=" + net.JoinHostPort(pair.PeerAddr4.String(), "8086"),
+		"MESHEXP_POLICY_ADDR=" + net.JoinHostPort(pair.PeerAddr4.String(), "8090"),
 	}, extraEnv...)
 	t.Cleanup(func() {
 		if h.cmd != nil && h.cmd.Process != nil {
@@ -199,7 +225,11 @@ func (h *host) startNoWait(wrapper ...string) {
 	h.t.Helper()
 	args := append(append([]string{}, wrapper...), bins.meshexp, "--log-format", "json", "bootstrap")
 	h.cmd = h.pair.NS.Command(context.Background(), args[0], args[1:]...)
+	if h.netOnly {
+		h.cmd = exec.Command("nsenter", append([]string{"--net=" + h.pair.NS.Path()}, args...)...)
+	}
 	h.cmd.Env = h.env
+	h.cmd.Dir = h.base // a core dump of a crash lands there, removed with it
 	h.cmd.Stdout, h.cmd.Stderr = h.logs, h.logs
 	h.exited = make(chan struct{})
 	if err := h.cmd.Start(); err != nil {
@@ -349,25 +379,45 @@ func (h *host) logMessages() []string {
 	return out
 }
 
-// processesOf lists live processes whose command line mentions the run's
-// base directory or binaries: meshexp's children and their children.
+// processesOf lists the live processes meshexp left or started in the
+// host's namespace (meshexp itself excluded): its children and theirs.
 func (h *host) processesOf() []string {
 	var out []string
+	for _, p := range h.procs() {
+		if h.cmd == nil || p.pid != h.cmd.Process.Pid {
+			out = append(out, fmt.Sprintf("%d (%s) %s", p.pid, p.state, p.cmdline))
+		}
+	}
+	return out
+}
+
+type proc struct {
+	pid            int
+	state, cmdline string
+}
+
+// procs lists the live processes in the host's network namespace. Only
+// this run's processes are there: other hosts, other test packages and
+// the machine run the same binaries (a spire-agent, a proxy) elsewhere,
+// and a test must never find, let alone kill, one of theirs.
+func (h *host) procs() []proc {
+	netns := "net:[" + h.netnsIno() + "]"
+	var out []proc
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil || pid == os.Getpid() {
 			continue
 		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
+		if ns, err := os.Readlink(filepath.Join("/proc", e.Name(), "ns", "net")); err != nil || ns != netns {
 			continue
 		}
-		cl := strings.ReplaceAll(string(cmdline), "\x00", " ")
-		if strings.Contains(cl, h.base) || strings.Contains(cl, bins.proxy) || (strings.Contains(cl, bins.dir) && h.cmd != nil && pid != h.cmd.Process.Pid) {
-			state := procState(pid)
-			out = append(out, fmt.Sprintf("%d (%s) %s", pid, state, cl))
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		state := procState(pid)
+		if err != nil || strings.HasPrefix(state, "Z") || state == "?" {
+			continue
 		}
+		out = append(out, proc{pid, state, strings.ReplaceAll(string(cmdline), "\x00", " ")})
 	}
 	return out
 }
@@ -385,36 +435,40 @@ func procState(pid int) string {
 	return "?"
 }
 
-// pidOf finds the live process whose command line contains needle; a
-// needle starting with NUL must match the start of the command line.
+// pidOf finds the live process of this run whose command line contains
+// needle; a needle starting with NUL must match the start of the command
+// line.
 func (h *host) pidOf(needle string) int {
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		cl := strings.ReplaceAll(string(cmdline), "\x00", " ")
-		match := strings.Contains(cl, needle)
+	for _, p := range h.procs() {
+		match := strings.Contains(p.cmdline, needle)
 		if rest, anchored := strings.CutPrefix(needle, "\x00"); anchored {
-			match = strings.HasPrefix(cl, rest)
+			match = strings.HasPrefix(p.cmdline, rest)
 		}
-		if match && !strings.HasPrefix(procState(pid), "Z") {
-			return pid
+		if match {
+			return p.pid
 		}
 	}
 	return 0
 }
 
-// natRules returns the nat table of the host namespace (IPv4 and IPv6).
+// natRules returns the nat table of the host namespace (IPv4 and IPv6),
+// without the save tools' timestamped comments and chain counters, so two
+// dumps of the same rules compare equal.
 func (h *host) natRules() string {
-	var out string
+	var out strings.Builder
 	for _, save := range []string{"iptables-save", "ip6tables-save"} {
 		o, _ := h.pair.NS.Command(context.Background(), save, "-t", "nat").CombinedOutput()
-		out += string(o)
+		for _, line := range strings.Split(string(o), "\n") {
+			if strings.HasPrefix(line, "#") {
+				continue
+			}
+			if strings.HasPrefix(line, ":") {
+				line, _, _ = strings.Cut(line, " [")
+			}
+			out.WriteString(line + "\n")
+		}
 	}
-	return out
+	return out.String()
 }
 
 // assertClean checks that no child process and no meshexp rule is left.
@@ -448,4 +502,15 @@ func (h *host) fetchAsProxy(timeout time.Duration) (string, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 2102, Gid: 2102, Groups: []uint32{}}}
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// stopCleanly ends meshexp with SIGTERM, expects exit 0 and checks that
+// nothing is left.
+func (h *host) stopCleanly() {
+	h.t.Helper()
+	h.signal(syscall.SIGTERM)
+	if code := h.wait(60 * time.Second); code != 0 {
+		h.t.Errorf("exit status = %d, want 0", code)
+	}
+	h.assertNothingLeft()
 }

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -28,15 +29,56 @@ import (
 // through.
 func TestBootstrapRegistersAndReadyFollowsTheProxy(t *testing.T) {
 	srv := kubetest.Get(t)
-	ns := srv.CreateNamespace(t, "e2e")
 	h := newHost(t)
-	relay := h.relayToAPIServer(t, srv.AdminConfig())
+	admin, w := h.registerWith(t, srv)
+	h.env = append(h.env, "MESHEXP_REGISTER_PROBE_PERIOD=500ms")
+	h.start()
 
+	condition := func(want string) func() error { return func() error { return readyIs(admin, w, want, "") } }
+	h.waitFor("the ExternalWorkload to be Ready=True", 60*time.Second, condition("True"))
+	getCtx, cancelGet := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelGet()
+	ew, err := admin.GetWorkload(getCtx, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ew.Spec.MeshTLS.Identity; got != "spiffe://root.linkerd.cluster.local/web" {
+		t.Errorf("meshTLS.identity = %q, want the SPIFFE ID the proxy holds", got)
+	}
+	// meshexp check on the registered host: the ExternalWorkload matches it
+	// and agrees with meshexp's /ready; the clock agrees with the API server.
+	out, _ := h.meshexp("check")
+	for _, want := range []string{"✓ the ExternalWorkload matches this host and its Ready agrees with meshexp", "✓ the clock agrees with the Kubernetes API server"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("meshexp check lacks %q:\n%s", want, out)
+		}
+	}
+	if st, err := h.meshexp("status"); err != nil || !strings.Contains(st, "Ready=True ProxyReady") {
+		t.Errorf("meshexp status (%v):\n%s", err, st)
+	}
+
+	h.signal(syscall.SIGTERM)
+	if code := h.wait(60 * time.Second); code != 0 {
+		t.Errorf("exit status = %d, want 0", code)
+	}
+	if err := condition("False")(); err != nil {
+		t.Errorf("after shutdown: %v", err)
+	}
+	h.assertClean()
+}
+
+// registerWith makes h register with srv (--register) through a relay in
+// the peer namespace, with the host's least-privilege kubeconfig, in a new
+// namespace; it returns an admin client and the workload.
+func (h *host) registerWith(t *testing.T, srv *kubetest.Server) (*kube.Client, *kube.Workload) {
+	t.Helper()
+	ns := srv.CreateNamespace(t, "e2e")
+	relay := h.relayToAPIServer(t, srv.AdminConfig())
 	admin, err := kube.NewClient(srv.AdminConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer admin.Close()
+	t.Cleanup(admin.Close)
 	w := &kube.Workload{Name: "web", Namespace: ns}
 	rbac := kube.RenderRBAC(w)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -60,46 +102,27 @@ func TestBootstrapRegistersAndReadyFollowsTheProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.env = append(h.env, "MESHEXP_REGISTER=true", "MESHEXP_KUBECONFIG="+kcPath, "WORKLOAD_NAMESPACE="+ns,
-		"MESHEXP_WORKLOAD_IPS="+h.pair.Addr4.String(), "MESHEXP_REGISTER_PROBE_PERIOD=500ms")
-	h.start()
+		"MESHEXP_WORKLOAD_IPS="+h.pair.Addr4.String())
+	return admin, w
+}
 
-	readyIs := func(want string) func() error {
-		return func() error {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			ew, err := admin.GetWorkload(ctx, w)
-			if err != nil {
-				return err
+// readyIs checks the ExternalWorkload's Ready condition: status want and,
+// unless reason is empty, that reason.
+func readyIs(admin *kube.Client, w *kube.Workload, want, reason string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ew, err := admin.GetWorkload(ctx, w)
+	if err != nil {
+		return err
+	}
+	if ew.Status != nil {
+		for _, c := range ew.Status.Conditions {
+			if c.Type == "Ready" && c.Status == want && (reason == "" || c.Reason == reason) {
+				return nil
 			}
-			if ew.Status != nil {
-				for _, c := range ew.Status.Conditions {
-					if c.Type == "Ready" && c.Status == want {
-						return nil
-					}
-				}
-			}
-			return fmt.Errorf("Ready is not %s yet: %+v", want, ew.Status)
 		}
 	}
-	h.waitFor("the ExternalWorkload to be Ready=True", 60*time.Second, readyIs("True"))
-	getCtx, cancelGet := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancelGet()
-	ew, err := admin.GetWorkload(getCtx, w)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := ew.Spec.MeshTLS.Identity; got != "spiffe://root.linkerd.cluster.local/web" {
-		t.Errorf("meshTLS.identity = %q, want the SPIFFE ID the proxy holds", got)
-	}
-
-	h.signal(syscall.SIGTERM)
-	if code := h.wait(60 * time.Second); code != 0 {
-		t.Errorf("exit status = %d, want 0", code)
-	}
-	if err := readyIs("False")(); err != nil {
-		t.Errorf("after shutdown: %v", err)
-	}
-	h.assertClean()
+	return fmt.Errorf("Ready is not %s %s yet: %+v", want, reason, ew.Status)
 }
 
 // relayToAPIServer listens on the peer's address inside the peer namespace
