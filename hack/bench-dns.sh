@@ -14,7 +14,7 @@
 # Each mix runs at full speed (QPS; latency there is mostly queueing behind
 # dnsperf's outstanding queries) and at a fixed rate both forwarders sustain
 # (the latency of the forwarder itself). The uncached mix also runs against
-# a second meshexp with --upstream-port-reuse 1 (a new source port for every
+# a second meshexp with --dns-upstream-port-reuse 1 (a new source port for every
 # forwarded query, as dnsmasq does). Every measurement is repeated
 # BENCH_ROUNDS times, alternating which forwarder goes first; the first
 # table gives the median of each figure, the second the median of each
@@ -96,18 +96,18 @@ pids+=($!)
 pids+=($!)
 
 # The forwarders under test, configured alike: same servers, same cache
-# size; dnsmasq's --dns-forward-max is meshexp's --max-concurrent.
+# size; dnsmasq's --dns-forward-max is meshexp's --dns-max-concurrent.
 meshexp_dns() { # port extra-args...
   local p=$1
   shift
   # exec: the background job's PID is then meshexp's own, for cleanup.
-  exec "$work/meshexp" dns --listen "127.0.0.1:$p" \
-    --cluster-dns "127.0.0.1:$kube_port" --upstream "127.0.0.1:$up_port" \
-    --cache-size "$cache" --max-concurrent 1000 --log-interval 0 --log-level warn "$@"
+  exec "$work/meshexp" dns --dns-listen "127.0.0.1:$p" \
+    --cluster-dns "127.0.0.1:$kube_port" --dns-upstream "127.0.0.1:$up_port" \
+    --dns-cache-size "$cache" --dns-max-concurrent 1000 --dns-log-interval 0 --log-level warn "$@"
 }
 meshexp_dns "${port[meshexp]}" >"$work/meshexp.log" 2>&1 &
 pids+=($!)
-meshexp_dns "${port[meshexp-port1]}" --upstream-port-reuse 1 >"$work/meshexp-port1.log" 2>&1 &
+meshexp_dns "${port[meshexp-port1]}" --dns-upstream-port-reuse 1 >"$work/meshexp-port1.log" 2>&1 &
 pids+=($!)
 "$DNSMASQ" "${dnsmasq_common[@]}" --port="${port[dnsmasq]}" --cache-size="$cache" \
   --dns-forward-max=1000 \

@@ -65,6 +65,9 @@ export WORKLOAD_NAME=demo WORKLOAD_NAMESPACE=demo NODE_NAME=demo-vm \
   MESHEXP_WORKLOAD=$work/workload MESHEXP_WORKLOAD_USER=65534:65534 \
   MESHEXP_SHUTDOWN_GRACE=3s MESHEXP_TEST_SPIRE_SOCKET=$work/run/api.sock \
   WORKLOAD_LISTEN=:8000
+say "meshexp check --pre in $host (the demo has no cluster: its checks fail or are skipped)"
+ip netns exec "$host" "$work/meshexp" check --pre 2>/dev/null | sed 's/^/   /' || true
+
 start=$(date +%s.%N)
 ip netns exec "$host" "$work/meshexp" bootstrap >"$work/meshexp.log" 2>&1 &
 pid=$!
@@ -93,6 +96,11 @@ say "workload → peer 10.213.9.2:80 (outbound, intercepted by the proxy)"
 step "$(ip netns exec "$host" curl -fsS -m 5 'http://127.0.0.1:8000/call?url=http://10.213.9.2:80/')"
 say "peer → workload 10.213.9.1:8000 (inbound, intercepted by the proxy)"
 step "$(ip netns exec "$peer" curl -fsS -m 5 http://10.213.9.1:8000/whoami)"
+
+say "meshexp status (the admin endpoint on 127.0.0.1:4192)"
+ip netns exec "$host" "$work/meshexp" status | sed 's/^/   /' || true
+say "meshexp check against the running host in $host"
+ip netns exec "$host" "$work/meshexp" check 2>/dev/null | sed 's/^/   /' || true
 
 say "SIGTERM: ordered teardown"
 kill -TERM "$pid"

@@ -3,7 +3,9 @@
 # Idempotent: packages already present are skipped without touching apt.
 set -euo pipefail
 
-pkgs=(iptables nftables iproute2 dnsmasq-base dnsperf procps openssl util-linux curl)
+# debootstrap makes the image tests' local Debian base; rpm checks the .rpm;
+# podman runs the demo's line as the demo wrote it.
+pkgs=(iptables nftables iproute2 dnsmasq-base dnsperf procps openssl util-linux curl debootstrap rpm podman)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -7,7 +7,7 @@
 # is refused because k8s.io/kubernetes replaces its 31 staging modules with
 # in-repository paths; hack/tools/kube requires k8s.io/kubernetes and replaces
 # each staging module with its published v0.34.4 (see
-# ../shared/kube-apiserver.md). etcd v3.6.4 is what v1.34.4 itself requires.
+# docs/kube-apiserver.md). etcd v3.6.4 is what v1.34.4 itself requires.
 # Why -ldflags: without gitVersion the server's /version reports v0.0.0 and
 # clients' discovery of the server version is nonsense.
 #

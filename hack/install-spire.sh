@@ -5,7 +5,7 @@
 #
 # Why a separate module: `go install ...@v1.13.3` needs the module proxy's
 # version list, which is refused here; `go get -tool` in hack/tools/spire
-# pins the release and its go.sum (see ../shared/spire.md).
+# pins the release and its go.sum (see docs/spire.md).
 # Why cgo: the sqlite3 datastore refuses to run without it.
 set -euo pipefail
 

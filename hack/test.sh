@@ -25,6 +25,12 @@ if [ -f hack/install-kube.sh ]; then
   export MESHEXP_KUBE_BIN_DIR MESHEXP_REQUIRE_KUBE=1
 fi
 
+# The image, package and systemd tests (test/image) need a Docker engine;
+# where one is installed they must run, not skip.
+if [ -S /var/run/docker.sock ]; then
+  export MESHEXP_REQUIRE_DOCKER=1
+fi
+
 log "lint: gofmt, go vet, staticcheck"
 unformatted=$(gofmt -l $(git ls-files '*.go'))
 if [ -n "$unformatted" ]; then
@@ -41,4 +47,5 @@ fi
 "$staticcheck" ./...
 
 log "go test -race"
-go test -race -count=1 ${GOTESTFLAGS:-} ./...
+# test/e2e includes the short identity soak (TestSoak*, a few minutes).
+go test -race -count=1 -timeout 45m ${GOTESTFLAGS:-} ./...

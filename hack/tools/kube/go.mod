@@ -1,7 +1,7 @@
 // Build-only module for the pinned kube-apiserver and etcd that the test
 // harness (internal/testutil/kubetest) runs; kept apart from meshexp's own
 // go.mod so the Kubernetes server dependency graph never leaks into the
-// product. See ../../install-kube.sh and ../shared/kube-apiserver.md.
+// product. See ../../install-kube.sh and docs/kube-apiserver.md.
 module meshexp.local/tools/kube
 
 go 1.26
