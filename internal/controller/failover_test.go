@@ -174,8 +174,8 @@ func TestANewLeaderDoesNotMistakeAHostThatMovedReplicasForDead(t *testing.T) {
 	a.stop(t)
 	eventually.OK(t, "replica b to take over", func() (bool, error) { return b.c.IsLeader(), nil })
 	// The host reaches b a little after the takeover, well within a grace
-	// counted from it.
-	time.Sleep(2 * time.Second)
+	// counted from it (and far enough within it for a loaded machine).
+	time.Sleep(500 * time.Millisecond)
 	toB.setCut(false)
 	eventually.OK(t, "the host to re-register through replica b", func() (bool, error) { return h.client.State().Registered, nil })
 	time.Sleep(8 * time.Second)
