@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/meshexp/meshexp/internal/kube"
+	"github.com/meshexp/meshexp/internal/testutil/eventually"
 	"github.com/meshexp/meshexp/internal/testutil/kubetest"
 )
 
@@ -121,6 +122,14 @@ func TestReadyFollowsAWorkloadWhoseHealthFlips(t *testing.T) {
 		t.Errorf("Ready again: %+v", back)
 	}
 	// One write per transition: [False (not probed yet),] True, False, True.
+	// A write is recorded after the API server has it, so the last may come
+	// a moment after the GET above saw it.
+	eventually.True(t, "the last write to be recorded", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		n := len(writes)
+		return n >= 3 && strings.HasPrefix(writes[n-1], "True ") && strings.HasPrefix(writes[n-2], "False ")
+	})
 	mu.Lock()
 	defer mu.Unlock()
 	want := []string{"True", "False", "True"}
