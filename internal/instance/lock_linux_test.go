@@ -6,12 +6,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
+	"github.com/meshexp/meshexp/internal/testutil/eventually"
 	"github.com/meshexp/meshexp/internal/testutil/netns"
 )
 
@@ -83,19 +84,16 @@ func TestALockHolderKilledWithSIGKILLLeavesNoStaleLock(t *testing.T) {
 	netns.RequireRoot(t)
 	ns := netns.New(t)
 	c := ns.StartChild(t, nil, "holder")
-	// Wait until the child holds it: a second Acquire names the child.
+	// Wait until the child holds it by asking the holder, never by taking
+	// the lock: a probe that held it for a moment would make the child's
+	// own Acquire fail.
 	var held *HeldError
-	for {
-		l, err := acquireIn(ns, "probing")
-		if errors.As(err, &held) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		l.Release() // the child has not taken it yet
-		time.Sleep(20 * time.Millisecond)
-	}
+	eventually.NoError(t, "the child to hold the lock", func() error {
+		return ns.Do(func() (err error) {
+			held, err = ask(context.Background(), &net.UnixAddr{Name: "@" + Name, Net: "unix"})
+			return err
+		})
+	})
 	if held.PID != c.Pid() {
 		// ip netns exec may sit between: the holder is the test binary itself.
 		if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", held.PID)); !strings.Contains(string(comm), "netns-child-holder") {
