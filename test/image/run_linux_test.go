@@ -27,6 +27,7 @@ type ctr struct {
 	out    *syncBuffer // what the terminal showed
 	logs   *syncBuffer // docker logs -f
 	done   chan struct{}
+	logged chan struct{} // closed when follow has written logs
 	status int
 }
 
@@ -115,7 +116,7 @@ func (d *demo) setName(n, ip string) {
 // run starts args (a docker run -it line) on a pseudo-terminal.
 func run(t testing.TB, name string, args []string) *ctr {
 	t.Helper()
-	c := &ctr{t: t, name: name, out: &syncBuffer{}, logs: &syncBuffer{}, done: make(chan struct{})}
+	c := &ctr{t: t, name: name, out: &syncBuffer{}, logs: &syncBuffer{}, done: make(chan struct{}), logged: make(chan struct{})}
 	c.cmd = exec.Command("script", "-qefc", shellJoin(args), "/dev/null")
 	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
 	c.cmd.Stdin = nil
@@ -151,6 +152,7 @@ func run(t testing.TB, name string, args []string) *ctr {
 // follow captures docker logs -f once the container exists; it ends with
 // the container, so the teardown is in it even after --rm removed it.
 func (c *ctr) follow() {
+	defer close(c.logged)
 	for {
 		select {
 		case <-c.done:
@@ -197,9 +199,12 @@ func (c *ctr) waitRunning() {
 }
 
 // wait waits for docker run to exit and returns its status.
+// wait returns docker run's exit status once it and the logs it printed
+// are in (docker logs -f ends with the container, not with docker run).
 func (c *ctr) wait() int {
 	c.t.Helper()
 	<-c.done
+	<-c.logged
 	return c.status
 }
 
