@@ -72,6 +72,9 @@ func TestFleetAKilledHostIsWithdrawnThenDeleted(t *testing.T) {
 		}
 		return fmt.Errorf("still there (%v)", err)
 	})
+	w.until(t, "the watch to show the delete", func(events []ewEvent) bool {
+		return len(events) > 0 && events[len(events)-1].typ == watch.Deleted
+	})
 	// The events since the kill: Ready=False, then the delete of the
 	// object as it was then, each no sooner than its period after the
 	// host's last report (lastProbeTime).
@@ -142,6 +145,16 @@ func TestFleetACutLinkGoesNotReadyAndBackWithoutADuplicate(t *testing.T) {
 	if err != nil || len(list.Items) != 1 {
 		t.Errorf("want exactly one ExternalWorkload, got %v (%v)", list, err)
 	}
+	w.until(t, "the watch to show Ready=True again", func(events []ewEvent) bool {
+		cut := false
+		for _, e := range events {
+			cut = cut || e.ready == "False"
+			if cut && e.ready == "True" {
+				return true
+			}
+		}
+		return false
+	})
 	events := w.list(t)
 	seen := map[string]bool{}
 	var states []string
@@ -228,8 +241,13 @@ func leaderKilled(t *testing.T, onLeader bool) {
 		}
 		return nil
 	})
-	if n := strings.Count(h.logs.String(), "registered with the controller"); onLeader && n < 2 {
-		t.Errorf("the host registered %d time(s), want again after the leader's death (through replica b)", n)
+	if onLeader {
+		h.waitFor("the host to register again after the leader's death (through replica b)", 60*time.Second, func() error {
+			if n := strings.Count(h.logs.String(), "registered with the controller"); n < 2 {
+				return fmt.Errorf("registered %d time(s)", n)
+			}
+			return nil
+		})
 	}
 
 	// Dead-host detection under the new leader: the host stops for good.

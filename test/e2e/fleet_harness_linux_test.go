@@ -34,6 +34,7 @@ import (
 	"github.com/meshexp/meshexp/internal/controller"
 	"github.com/meshexp/meshexp/internal/fleet"
 	"github.com/meshexp/meshexp/internal/kube"
+	"github.com/meshexp/meshexp/internal/testutil/eventually"
 	"github.com/meshexp/meshexp/internal/testutil/kubetest"
 	"github.com/meshexp/meshexp/internal/trust"
 )
@@ -375,6 +376,14 @@ func (w *ewWatch) list(t *testing.T) []ewEvent {
 		t.Fatalf("the ExternalWorkload watch ended early after %v", w.events)
 	}
 	return append([]ewEvent(nil), w.events...)
+}
+
+// until polls the events so far until cond holds: a GET can show a change
+// a moment before the watch delivers it, so a test that reads the events
+// after waiting on a GET first waits for them here.
+func (w *ewWatch) until(t *testing.T, what string, cond func([]ewEvent) bool) {
+	t.Helper()
+	eventually.True(t, what, func() bool { return cond(w.list(t)) })
 }
 
 func readyOf(obj *unstructured.Unstructured) (status, reason string, probed time.Time) {

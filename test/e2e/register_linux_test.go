@@ -53,9 +53,14 @@ func TestBootstrapRegistersAndReadyFollowsTheProxy(t *testing.T) {
 			t.Errorf("meshexp check lacks %q:\n%s", want, out)
 		}
 	}
-	if st, err := h.meshexp("status"); err != nil || !strings.Contains(st, "Ready=True ProxyReady") {
-		t.Errorf("meshexp status (%v):\n%s", err, st)
-	}
+	// meshexp records a write once the API server has answered it: a GET
+	// may see it first.
+	h.waitFor("meshexp status to show Ready=True", 60*time.Second, func() error {
+		if st, err := h.meshexp("status"); err != nil || !strings.Contains(st, "Ready=True ProxyReady") {
+			return fmt.Errorf("meshexp status (%v):\n%s", err, st)
+		}
+		return nil
+	})
 
 	h.signal(syscall.SIGTERM)
 	if code := h.wait(60 * time.Second); code != 0 {
