@@ -9,7 +9,10 @@
 //
 // The tests run one after another, except the few that mostly wait for
 // certificates to age (the soaks, the trust anchor's expiry): those run in
-// parallel with each other once the rest are done. Each host has its own
+// parallel with each other once the rest are done, all at once (TestMain
+// raises -parallel's default, GOMAXPROCS, as they mostly sleep; the external
+// soak's expiry case has a host of its own so that it waits beside the
+// soak, not after it). Each host has its own
 // namespaces, SPIRE and API-server namespace, and a test finds (and kills)
 // only processes inside its own network namespace (host.procs): the
 // machine, other hosts and other test packages run the same binaries.

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -37,6 +38,15 @@ var bins struct {
 }
 
 func TestMain(m *testing.M) {
+	// The parallel tests (see doc.go) mostly wait for certificates to age,
+	// so they all run at once, not GOMAXPROCS at a time; -parallel given
+	// on the command line still wins.
+	flag.Parse()
+	parallelSet := false
+	flag.Visit(func(f *flag.Flag) { parallelSet = parallelSet || f.Name == "test.parallel" })
+	if !parallelSet {
+		flag.Set("test.parallel", "8")
+	}
 	code := func() int {
 		defer func() {
 			if bins.dir != "" {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/meshexp/meshexp/internal/identity"
+	"github.com/meshexp/meshexp/internal/kube"
 	"github.com/meshexp/meshexp/internal/spire"
 	"github.com/meshexp/meshexp/internal/testutil/kubetest"
 	"github.com/meshexp/meshexp/internal/trust"
@@ -21,21 +22,12 @@ import (
 
 // TestSoakExternal: a host whose agent joins a SPIRE server in the peer
 // namespace, registered with a real API server, while the server restarts,
-// is unreachable for longer than half an SVID's life, changes its trust
-// bundle, and finally stays away until the SVID expires.
+// is unreachable for longer than half an SVID's life and changes its trust
+// bundle. TestSoakExternalExpiry keeps the server away until the SVID
+// expires, on a host of its own, beside it.
 func TestSoakExternal(t *testing.T) {
 	t.Parallel() // mostly waiting for certificates to age: see doc.go
-	srv := kubetest.Get(t)
-	h := newHost(t)
-	xs := newExternalServer(t, h)
-	admin, w := h.registerWith(t, srv)
-	h.env = append(h.env, "MESHEXP_SPIRE_MODE=external",
-		"MESHEXP_SPIRE_SERVER_ADDRESS="+h.pair.PeerAddr4.String(),
-		"MESHEXP_SPIRE_SERVER_PORT=8081",
-		"MESHEXP_SPIRE_JOIN_TOKEN_FILE="+xs.joinToken(t),
-		"MESHEXP_REGISTER_PROBE_PERIOD=500ms")
-	h.start()
-	h.waitFor("Ready=True", 60*time.Second, func() error { return readyIs(admin, w, "True", "") })
+	h, xs, _, _ := startExternalHost(t)
 	s := h.soak(t, soakExternalSVIDTTL)
 
 	s.steady(t, soakSteady(t))
@@ -61,6 +53,16 @@ func TestSoakExternal(t *testing.T) {
 			return nil
 		})
 	})
+	s.finish(t)
+}
+
+// TestSoakExternalExpiry: the external server away until the SVID expires
+// withdraws readiness, says so, and both come back with the server; the
+// traffic runs throughout and recovers.
+func TestSoakExternalExpiry(t *testing.T) {
+	t.Parallel() // mostly waiting for certificates to age: see doc.go
+	h, xs, admin, w := startExternalHost(t)
+	s := h.soak(t, soakExternalSVIDTTL)
 	t.Run("the server away until the SVID expires", func(t *testing.T) {
 		h.waitForSwap(t, soakExternalSVIDTTL)
 		cut := time.Now()
@@ -83,6 +85,25 @@ func TestSoakExternal(t *testing.T) {
 		}
 	})
 	s.finish(t)
+}
+
+// startExternalHost starts meshexp with its agent joined to an external
+// server of its own in the peer namespace, registered with the API server,
+// and waits for Ready=True.
+func startExternalHost(t *testing.T) (*host, *externalServer, *kube.Client, *kube.Workload) {
+	t.Helper()
+	srv := kubetest.Get(t)
+	h := newHost(t)
+	xs := newExternalServer(t, h)
+	admin, w := h.registerWith(t, srv)
+	h.env = append(h.env, "MESHEXP_SPIRE_MODE=external",
+		"MESHEXP_SPIRE_SERVER_ADDRESS="+h.pair.PeerAddr4.String(),
+		"MESHEXP_SPIRE_SERVER_PORT=8081",
+		"MESHEXP_SPIRE_JOIN_TOKEN_FILE="+xs.joinToken(t),
+		"MESHEXP_REGISTER_PROBE_PERIOD=500ms")
+	h.start()
+	h.waitFor("Ready=True", 60*time.Second, func() error { return readyIs(admin, w, "True", "") })
+	return h, xs, admin, w
 }
 
 // externalServer is a SPIRE server in the peer namespace, configured as
