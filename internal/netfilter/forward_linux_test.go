@@ -46,6 +46,8 @@ func newForwardingWorld(t *testing.T, b Backend) *forwardingWorld {
 	w.ctr.AddAddr(t, "eth0", netip.PrefixFrom(ctrAddr6, ctrNet6.Bits()).String())
 	w.NS.Run(t, "ip", "link", "set", "ctr0", "up")
 	w.ctr.Run(t, "ip", "link", "set", "eth0", "up")
+	w.NS.WaitUp(t, "ctr0")
+	w.ctr.WaitUp(t, "eth0")
 	w.ctr.Run(t, "ip", "route", "add", "default", "via", ctrHost4.String())
 	w.ctr.Run(t, "ip", "-6", "route", "add", "default", "via", ctrHost6.String())
 	w.Peer.Run(t, "ip", "route", "add", ctrNet4.String(), "via", w.Addr4.String())

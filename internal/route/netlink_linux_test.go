@@ -106,8 +106,8 @@ func (c *cluster) addNode(t *testing.T, id string, i int) *fakeNode {
 	nd.ns.AddAddr(t, "lo", nd.podIP6.String()+"/128")
 	c.host.Run(t, "ip", "link", "set", link, "up")
 	nd.ns.Run(t, "ip", "link", "set", "eth0", "up")
-	waitUp(t, c.host, link)
-	waitUp(t, nd.ns, "eth0")
+	c.host.WaitUp(t, link)
+	nd.ns.WaitUp(t, "eth0")
 	serveName(t, nd.ns, nd.name)
 
 	ctx := context.Background()
@@ -129,19 +129,6 @@ func (c *cluster) addNode(t *testing.T, id string, i int) *fakeNode {
 		t.Fatalf("set addresses of Node %s: %v", nd.name, err)
 	}
 	return nd
-}
-
-// waitUp waits for the kernel to turn the veth's carrier on (linkwatch runs
-// asynchronously), so the first SYN is not dropped.
-func waitUp(t *testing.T, ns *netns.NS, link string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(ns.Run(t, "ip", "-o", "link", "show", link), " state UP ") {
-		if time.Now().After(deadline) {
-			t.Fatalf("link %s in %s did not come up within 30s", link, ns.Name)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // serveName listens on every address of ns and answers each connection

@@ -44,6 +44,10 @@ func New(tb testing.TB) *NS {
 	}
 	tb.Cleanup(func() { n.destroy(tb) })
 	n.Run(tb, "ip", "link", "set", "lo", "up")
+	// Links made here get their IPv6 link-local address at once, without
+	// a second of duplicate address detection (no other host could hold
+	// it); on a kernel without IPv6 there is nothing to set.
+	_ = n.Command(context.Background(), "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0").Run()
 	return n
 }
 

@@ -3,10 +3,12 @@
 package netns
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/meshexp/meshexp/internal/testutil/eventually"
 )
 
 // The addresses of every Pair. Each pair lives in its own namespaces, so
@@ -50,25 +52,29 @@ func NewPair(tb testing.TB) *Pair {
 	p.Peer.AddAddr(tb, p.PeerLink, netip.PrefixFrom(PeerAddr6, Prefix6.Bits()).String())
 	p.NS.Run(tb, "ip", "link", "set", p.Link, "up")
 	p.Peer.Run(tb, "ip", "link", "set", p.PeerLink, "up")
-	// The kernel turns a link's carrier on asynchronously (linkwatch, up to
-	// a second later); until then the veth drops packets and a first TCP SYN
-	// would only get through on its retransmission.
-	p.NS.waitOperUp(tb, p.Link)
-	p.Peer.waitOperUp(tb, p.PeerLink)
+	p.NS.WaitUp(tb, p.Link)
+	p.Peer.WaitUp(tb, p.PeerLink)
 	return p
 }
 
-func (n *NS) waitOperUp(tb testing.TB, link string) {
+// WaitUp waits until the kernel is done bringing link up (the caller set
+// it and, for a veth, its other end up): the carrier on (linkwatch turns it on asynchronously, up to a second later,
+// and until then a veth drops packets: a first TCP SYN would only get
+// through on its retransmission) and, where the link has IPv6, its
+// link-local address in use (its local route appears then: a test
+// comparing routing tables would otherwise see it appear mid-test).
+func (n *NS) WaitUp(tb testing.TB, link string) {
 	tb.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		out := n.Run(tb, "ip", "-o", "link", "show", link)
-		if strings.Contains(out, " state UP ") {
-			return
+	eventually.NoError(tb, "link "+link+" in "+n.Name+" to be up", func() error {
+		if out := n.Run(tb, "ip", "-o", "link", "show", link); !strings.Contains(out, " state UP ") {
+			return fmt.Errorf("%s", strings.TrimSpace(out))
 		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("netns %s: link %s did not come up within 10s: %s", n.Name, link, out)
+		if strings.TrimSpace(n.Run(tb, "ip", "-6", "-o", "addr", "show", "dev", link)) == "" {
+			return nil // no IPv6 on this link
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		if out := n.Run(tb, "ip", "-6", "route", "show", "table", "local", "dev", link); !strings.Contains(out, "local fe80::") {
+			return fmt.Errorf("no link-local address in use yet: %s", strings.TrimSpace(out))
+		}
+		return nil
+	})
 }
