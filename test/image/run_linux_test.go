@@ -162,7 +162,10 @@ func (c *ctr) follow() {
 		cmd := exec.Command("docker", "logs", "-f", c.name)
 		var buf bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &buf, &buf
-		if cmd.Run() == nil || buf.Len() > 100 {
+		// Before the container runs, docker logs -f returns at once, with
+		// success and nothing: only a follow that saw output is the one.
+		cmd.Run()
+		if buf.Len() > 100 {
 			c.logs.Write(buf.Bytes())
 			return
 		}
