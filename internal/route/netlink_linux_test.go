@@ -104,10 +104,7 @@ func (c *cluster) addNode(t *testing.T, id string, i int) *fakeNode {
 	nd.ns.AddAddr(t, "eth0", nd.ip6.String()+"/64")
 	nd.ns.AddAddr(t, "lo", nd.podIP4.String()+"/32")
 	nd.ns.AddAddr(t, "lo", nd.podIP6.String()+"/128")
-	c.host.Run(t, "ip", "link", "set", link, "up")
-	nd.ns.Run(t, "ip", "link", "set", "eth0", "up")
-	c.host.WaitUp(t, link)
-	nd.ns.WaitUp(t, "eth0")
+	netns.VethUp(t, c.host, link, nd.ns, "eth0")
 	serveName(t, nd.ns, nd.name)
 
 	ctx := context.Background()

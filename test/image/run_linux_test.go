@@ -27,7 +27,7 @@ type ctr struct {
 	out    *syncBuffer // what the terminal showed
 	logs   *syncBuffer // docker logs -f
 	done   chan struct{}
-	logged chan struct{} // closed when follow has written logs
+	logged chan struct{} // closed when follow is done (logs written, or the run ended)
 	status int
 }
 

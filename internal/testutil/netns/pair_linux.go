@@ -50,20 +50,26 @@ func NewPair(tb testing.TB) *Pair {
 	p.NS.AddAddr(tb, p.Link, netip.PrefixFrom(Addr6, Prefix6.Bits()).String())
 	p.Peer.AddAddr(tb, p.PeerLink, netip.PrefixFrom(PeerAddr4, Prefix4.Bits()).String())
 	p.Peer.AddAddr(tb, p.PeerLink, netip.PrefixFrom(PeerAddr6, Prefix6.Bits()).String())
-	p.NS.Run(tb, "ip", "link", "set", p.Link, "up")
-	p.Peer.Run(tb, "ip", "link", "set", p.PeerLink, "up")
-	p.NS.WaitUp(tb, p.Link)
-	p.Peer.WaitUp(tb, p.PeerLink)
+	VethUp(tb, p.NS, p.Link, p.Peer, p.PeerLink)
 	return p
 }
 
-// WaitUp waits until the kernel is done bringing link up (the caller set
-// it and, for a veth, its other end up): the carrier on (linkwatch turns it on asynchronously, up to a second later,
-// and until then a veth drops packets: a first TCP SYN would only get
-// through on its retransmission) and, where the link has IPv6, its
-// link-local address in use (its local route appears then: a test
-// comparing routing tables would otherwise see it appear mid-test).
-func (n *NS) WaitUp(tb testing.TB, link string) {
+// VethUp brings up both ends of a veth (a's link and b's) and waits until
+// the kernel is done with each: the carrier on (linkwatch turns it on
+// asynchronously, up to a second later, and until then a veth drops
+// packets: a first TCP SYN would only get through on its retransmission)
+// and, where the link has IPv6, its link-local address in use (its local
+// route appears then: a test comparing routing tables would otherwise see
+// it appear mid-test).
+func VethUp(tb testing.TB, a *NS, aLink string, b *NS, bLink string) {
+	tb.Helper()
+	a.Run(tb, "ip", "link", "set", aLink, "up")
+	b.Run(tb, "ip", "link", "set", bLink, "up")
+	a.waitUp(tb, aLink)
+	b.waitUp(tb, bLink)
+}
+
+func (n *NS) waitUp(tb testing.TB, link string) {
 	tb.Helper()
 	eventually.NoError(tb, "link "+link+" in "+n.Name+" to be up", func() error {
 		if out := n.Run(tb, "ip", "-o", "link", "show", link); !strings.Contains(out, " state UP ") {
